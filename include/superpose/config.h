@@ -1,0 +1,78 @@
+/* config.h: the resolved configuration of one run, and its option table.
+ *
+ * Every option has a section, a key, a type, a default, the allowed values
+ * and one line of help; the table is the single source for experiment-file
+ * validation, `superpose train key=value`, `superpose help` and the README.
+ * A run's key is the FNV-1a 64 hash of its canonical text, which lists
+ * every option ("section.key=value\n", table order, reals as %.17g), the
+ * seeds included: the same text means the same numbers. */
+#ifndef SUPERPOSE_CONFIG_H
+#define SUPERPOSE_CONFIG_H
+
+#include <stddef.h>
+
+#include "superpose/gen.h"
+#include "superpose/optim.h"
+#include "superpose/penalty.h"
+#include "superpose/sae.h"
+#include "superpose/util.h"
+
+typedef struct {
+    sp_gen_cfg data;
+    sp_sae_cfg model;
+    sp_penalty_cfg penalty;
+    sp_optim_cfg optim;
+    int batch;          /* train.batch */
+    long steps;         /* train.steps */
+    long seed;          /* train.seed: initialisation and data stream */
+    long eval_samples;  /* metrics.eval_samples */
+} sp_run_cfg;
+
+typedef enum {
+    SP_OPT_INT,     /* int */
+    SP_OPT_LONG,    /* long */
+    SP_OPT_REAL,    /* double */
+    SP_OPT_BOOL,    /* int 0/1 */
+    SP_OPT_NAME,    /* char[32], one of choices */
+    SP_OPT_CHOICE   /* int, index into choices */
+} sp_opt_type;
+
+typedef struct {
+    const char *section;
+    const char *key;
+    sp_opt_type type;
+    size_t offset;       /* into sp_run_cfg */
+    const char *def;     /* default, as text */
+    double min, max;     /* numeric range (inclusive) */
+    const char *choices; /* "a|b|c" for NAME and CHOICE */
+    const char *help;
+} sp_opt;
+
+/* The option table (NULL-terminated by n). */
+const sp_opt *sp_config_options(size_t *n);
+/* Finds "section.key", or a bare key that is unique across sections. */
+const sp_opt *sp_config_find(const char *name);
+/* Finds key within section. */
+const sp_opt *sp_config_find_in(const char *section, const char *key);
+
+/* Sets every option to its default. */
+void sp_config_defaults(sp_run_cfg *cfg);
+/* Parses and range-checks one value. On error returns -1 with a message
+ * "section.key = 'value': what is allowed". */
+int sp_config_set(sp_run_cfg *cfg, const sp_opt *opt, const char *value, sp_err *err);
+/* Cross-option checks (including memory needed). 0 or -1 with err. */
+int sp_config_check(const sp_run_cfg *cfg, sp_err *err);
+/* Writes the option's current value as canonical text. */
+void sp_config_format(const sp_run_cfg *cfg, const sp_opt *opt, char *buf, size_t len);
+/* Canonical text of the whole configuration (malloc'ed). */
+char *sp_config_canonical(const sp_run_cfg *cfg);
+/* The run key: 16 lower-case hex digits of the hash of the canonical text. */
+void sp_config_key(const sp_run_cfg *cfg, char key[17]);
+/* Lists allowed keys of a section, comma separated, into buf. */
+void sp_config_keys_of(const char *section, char *buf, size_t len);
+/* Number of latents of this configuration. */
+size_t sp_config_latents(const sp_run_cfg *cfg);
+/* Approximate floating-point work of one run (for progress estimates). */
+double sp_config_cost(const sp_run_cfg *cfg);
+
+#endif

@@ -1,0 +1,84 @@
+/* experiment.h: experiment files (INI, read with libinih) and their sweeps.
+ *
+ * Sections:
+ *   [experiment]   name, description, reference, default_preset
+ *   [data] [model] [train] [metrics]
+ *                  options of config.h (`superpose help options` lists them)
+ *   [sweep]        section.key = v1, v2, ...     a list, or
+ *                  section.key = logspace(a, b, n[, base])   base^(a..b), n points
+ *                  section.key = linspace(a, b, n)
+ *                  Runs are the Cartesian product of the axes.
+ *   [figure.NAME]  kind = heatmap, x = <axis>, y = <axis>, metric = <metric>,
+ *                  title, cap (clip values above), zmin, zmax, format (cell labels)
+ *   [preset.NAME]  section.key = value, or sweep.section.key = list: overrides
+ *                  applied when `--preset NAME` is chosen.
+ * Every key and value is checked when the file is loaded, presets not
+ * chosen included; errors read "FILE:LINE: [section] key: what is allowed". */
+#ifndef SUPERPOSE_EXPERIMENT_H
+#define SUPERPOSE_EXPERIMENT_H
+
+#include <stddef.h>
+
+#include "superpose/config.h"
+#include "superpose/util.h"
+
+#define SP_MAX_AXES 8
+#define SP_MAX_FIGS 16
+#define SP_MAX_AXIS_VALUES 256
+
+typedef struct {
+    const sp_opt *opt;
+    char name[64];                        /* "section.key" */
+    size_t n;
+    char values[SP_MAX_AXIS_VALUES][40];  /* canonical text of each value */
+    char labels[SP_MAX_AXIS_VALUES][24];  /* short labels for figures */
+    int line;
+} sp_axis;
+
+typedef struct {
+    char name[64];
+    char kind[32];    /* heatmap */
+    char x[64], y[64];
+    char metric[32];
+    char title[160];
+    char format[16];  /* cell label format, e.g. "%.2f" */
+    double cap, zmin, zmax; /* NaN when not set */
+    int line;
+} sp_figspec;
+
+typedef struct {
+    char path[1024];
+    char name[64];
+    char description[512];
+    char reference[512];
+    char preset[32];        /* chosen preset, "" for none */
+    char default_preset[32];
+    int preset_is_default;
+    sp_run_cfg base;
+    sp_axis axes[SP_MAX_AXES];
+    size_t n_axes;
+    sp_figspec figs[SP_MAX_FIGS];
+    size_t n_figs;
+} sp_experiment;
+
+/* Metrics a run records, in the order `superpose results` prints them. */
+extern const char *const sp_run_metric_names[];
+extern const size_t sp_n_run_metrics;
+/* Metrics a figure can show: the run metrics plus mmcs_next. */
+int sp_metric_known(const char *name);
+
+/* Loads and validates an experiment file. preset NULL picks the file's
+ * default_preset (if any); "none" picks no preset. NULL + err on error. */
+sp_experiment *sp_experiment_load(const char *path, const char *preset, sp_err *err);
+void sp_experiment_free(sp_experiment *ex);
+
+/* Number of runs of the sweep (product of the axis lengths). */
+size_t sp_experiment_n_runs(const sp_experiment *ex);
+/* Configuration of run i (axes vary with the last axis fastest). Fills
+ * coords[a] with the index along axis a when coords is not NULL. */
+int sp_experiment_run_cfg(const sp_experiment *ex, size_t i, sp_run_cfg *cfg,
+                          size_t *coords, sp_err *err);
+/* Index of the axis named name ("section.key"), or -1. */
+int sp_experiment_axis(const sp_experiment *ex, const char *name);
+
+#endif

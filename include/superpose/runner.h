@@ -1,0 +1,54 @@
+/* runner.h: one run (generate, train, evaluate, save), and sweeps of runs.
+ *
+ * Seeds: the truth is drawn from data.seed; the training stream and the
+ * initialisation from (data.seed, train.seed); the evaluation window from
+ * data.seed alone, so every run of a sweep is scored on the same samples
+ * and all runs with the same seeds see the same training stream. */
+#ifndef SUPERPOSE_RUNNER_H
+#define SUPERPOSE_RUNNER_H
+
+#include "superpose/config.h"
+#include "superpose/experiment.h"
+#include "superpose/util.h"
+
+typedef struct {
+    int diverged;        /* the loss became NaN or Inf */
+    double metric[16];   /* in the order of sp_run_metric_names */
+} sp_run_result;
+
+/* Called every few steps with the number of steps done. */
+typedef void (*sp_progress_fn)(void *user, long step, long steps, double loss);
+
+/* Trains and evaluates one run. If artifact_dir is not NULL, writes
+ * decoder.npy (m x d), encoder.npy (m x d), encoder_bias.npy (m) and
+ * truth.npy (n x d) there. Returns 0 (also when the run diverged: see
+ * res->diverged) or -1 with err. */
+int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn progress,
+                 void *user, sp_run_result *res, sp_err *err);
+
+typedef struct {
+    int jobs;              /* worker processes */
+    int tty;               /* 1: live progress line; 0: one log line per event */
+    const char *out_dir;   /* results/<name> by default */
+    int plot;              /* render figures at the end */
+} sp_sweep_opts;
+
+/* The experiment's output folder (opts->out_dir or results/<name>). */
+void sp_sweep_out_dir(const sp_experiment *ex, const char *out_dir, char *buf, size_t len);
+
+/* Runs every run of the sweep that the store does not hold yet, in worker
+ * processes, then renders the figures. Returns 0, -1 on error, or 130
+ * when interrupted (every finished run is kept). Prints progress. */
+int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *opts, sp_err *err);
+
+/* Renders every figure of the experiment from the store into
+ * <out>/figures (or figures-<preset> for a non-default preset). Prints one
+ * line per figure written. Returns 0 or -1. */
+int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err);
+
+/* Writes one finished run to the store at db_path (used by sweeps and by
+ * `superpose train --out`). */
+int sp_run_store(const char *db_path, const char *experiment, const sp_run_cfg *cfg,
+                 const sp_run_result *res, sp_err *err);
+
+#endif

@@ -1,0 +1,37 @@
+/* util.h: errors, hashing, timing and small helpers shared by every module.
+ *
+ * Library code never prints or exits: it returns a status and fills an
+ * sp_err with one readable message; only the CLI prints it. */
+#ifndef SUPERPOSE_UTIL_H
+#define SUPERPOSE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char msg[1024];
+} sp_err;
+
+/* Formats the message into err (if err is not NULL). Returns -1 so that
+ * callers can write `return sp_err_set(err, ...);`. */
+int sp_err_set(sp_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* 64-bit FNV-1a over a byte string (run keys, seed derivation). */
+uint64_t sp_hash64(const void *data, size_t len, uint64_t seed);
+/* Mixes a 64-bit value into a well-spread seed (splitmix64 finaliser). */
+uint64_t sp_mix64(uint64_t x);
+
+/* Monotonic wall time in seconds. */
+double sp_now(void);
+
+/* mkdir -p. Returns 0 on success. */
+int sp_mkdirs(const char *path, sp_err *err);
+
+/* Duplicates a string (NULL-safe). */
+char *sp_strdup(const char *s);
+
+/* Formats seconds as "1h02m", "3m05s" or "12.3s". */
+void sp_fmt_duration(double seconds, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,126 @@
+/* bench.c: `superpose bench` (make bench). Measures, in one run, the
+ * machine's sgemm peak through OpenBLAS and the SAE training throughput,
+ * so that the fraction of peak is visible:
+ *   dense-equivalent GFLOP/s = 10 B m d / t_step: five GEMMs of 2 B m d
+ *   FLOPs each (forward: encoder, decoder; backward: dW_d, df, dW_e)
+ * Training is single-threaded, as in `superpose run -j N`. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <gsl/gsl_blas.h>
+#include <gsl/gsl_rng.h>
+
+#include "superpose/blas.h"
+#include "superpose/config.h"
+#include "superpose/gen.h"
+#include "superpose/sae.h"
+
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_procs(void);
+
+static double sgemm_gflops(size_t n, int threads)
+{
+    openblas_set_num_threads(threads);
+    gsl_matrix_float *a = gsl_matrix_float_alloc(n, n), *b = gsl_matrix_float_alloc(n, n),
+                     *c = gsl_matrix_float_alloc(n, n);
+    for (size_t i = 0; i < n * n; i++) {
+        a->data[i] = (float)((i * 7919) % 1000) / 1000.0f;
+        b->data[i] = (float)((i * 104729) % 1000) / 1000.0f;
+    }
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = sp_now();
+        gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, a, b, 0.0f, c);
+        double t = sp_now() - t0;
+        double g = 2.0 * (double)n * n * n / t / 1e9;
+        best = g > best ? g : best;
+    }
+    gsl_matrix_float_free(c);
+    gsl_matrix_float_free(b);
+    gsl_matrix_float_free(a);
+    return best;
+}
+
+int sp_cli_bench(int argc, char **argv)
+{
+    long steps = 200;
+    static const struct option longopts[] = {{"steps", required_argument, 0, 's'},
+                                              {"help", no_argument, 0, 'h'},
+                                              {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+        if (c == 's') {
+            steps = strtol(optarg, NULL, 10);
+            if (steps < 1) {
+                fprintf(stderr, "superpose: --steps must be >= 1\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: superpose bench [--steps N]\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    int procs = openblas_get_num_procs();
+    double peak1 = sgemm_gflops(1024, 1);
+    double peakn = sgemm_gflops(2048, procs);
+    printf("OpenBLAS kernels: %s\n", sp_blas_core());
+    printf("sgemm peak (OpenBLAS, 1024^3, 1 thread):  %7.1f GFLOP/s\n", peak1);
+    printf("sgemm peak (OpenBLAS, 2048^3, %d threads): %7.1f GFLOP/s\n", procs, peakn);
+    openblas_set_num_threads(1);
+
+    printf("\nSAE training step, Sharkey generator d = 256, G = 512, batch 256, L1, Adam, "
+           "1 thread\n");
+    printf("%6s %8s %11s %11s %11s %9s %9s\n", "ratio", "latents", "samples/s", "steps/s",
+           "GFLOP/s*", "x peak1", "gen %");
+    const double ratios[] = {1, 4, 16};
+    for (size_t r = 0; r < 3; r++) {
+        sp_run_cfg cfg;
+        sp_config_defaults(&cfg);
+        cfg.model.ratio = ratios[r];
+        cfg.penalty.coef = 0.1;
+        cfg.penalty.per_latent = 1;
+        size_t d = 256, m = sp_config_latents(&cfg), B = 256;
+        sp_err err;
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        sp_gen *g = sp_gen_alloc(&cfg.data, B, rng, &err);
+        sp_learner *L = g ? sp_sae_alloc(&cfg.model, &cfg.penalty, d, m, B, rng, &err) : NULL;
+        sp_optim *o = L ? sp_optim_alloc(&cfg.optim, L->params, L->n_params) : NULL;
+        gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
+        if (!o || !x) {
+            fprintf(stderr, "superpose: bench: %s\n", err.msg);
+            return 1;
+        }
+        for (int w = 0; w < 20; w++) {
+            sp_gen_batch(g, rng, B, NULL, x);
+            sp_train_step(L, o, x, NULL);
+        }
+        double tgen = 0, t0 = sp_now();
+        for (long s = 0; s < steps; s++) {
+            double tg = sp_now();
+            sp_gen_batch(g, rng, B, NULL, x);
+            tgen += sp_now() - tg;
+            sp_train_step(L, o, x, NULL);
+        }
+        double t = sp_now() - t0;
+        double sps = (double)steps / t;
+        double gf = 10.0 * (double)B * (double)m * (double)d * sps / 1e9;
+        printf("%6g %8zu %11.0f %11.1f %11.1f %9.2f %9.1f\n", ratios[r], m, sps * (double)B, sps,
+               gf, gf / peak1, 100.0 * tgen / t);
+        gsl_matrix_float_free(x);
+        sp_optim_free(o);
+        sp_learner_free(L);
+        sp_gen_free(g);
+        gsl_rng_free(rng);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("\n* dense-equivalent: 10 B m d FLOPs per step (five GEMMs: encoder and decoder\n"
+           "  forward, dW_d, df and dW_e backward); generator time included in the step.\n"
+           "peak resident memory: %.1f MiB\n",
+           (double)ru.ru_maxrss / 1024.0);
+    return 0;
+}

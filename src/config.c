@@ -1,0 +1,357 @@
+/* config.c: the option table, value parsing and the canonical run text.
+ * Defaults are those of Sharkey, Braun & Millidge 2022 (REFERENCE.md 1.1). */
+#include "superpose/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define OFF(field) offsetof(sp_run_cfg, field)
+#define BIG 1e300
+
+static const sp_opt options[] = {
+    {"data", "generator", SP_OPT_NAME, OFF(data.generator), "sharkey", 0, 0, "sharkey",
+     "ground-truth generator"},
+    {"data", "d", SP_OPT_INT, OFF(data.d), "256", 1, 65536, NULL, "input dimension d"},
+    {"data", "n", SP_OPT_INT, OFF(data.n), "512", 1, 1048576, NULL,
+     "number of ground-truth features (G)"},
+    {"data", "k", SP_OPT_REAL, OFF(data.k), "5", 1e-9, BIG, NULL,
+     "mean number of active features per sample"},
+    {"data", "decay", SP_OPT_REAL, OFF(data.decay), "0.99", 1e-9, 1, NULL,
+     "lambda: feature i fires in proportion to lambda^i"},
+    {"data", "correlated", SP_OPT_BOOL, OFF(data.correlated), "false", 0, 1, NULL,
+     "correlated firing through a Gaussian copula"},
+    {"data", "noise", SP_OPT_REAL, OFF(data.noise), "0", 0, BIG, NULL,
+     "std of Gaussian noise added to every input"},
+    {"data", "seed", SP_OPT_LONG, OFF(data.seed), "0", 0, 2147483647, NULL,
+     "seed of the truth (feature directions, correlation)"},
+    {"model", "arch", SP_OPT_NAME, OFF(model.arch), "relu", 0, 0, "relu",
+     "SAE architecture"},
+    {"model", "ratio", SP_OPT_REAL, OFF(model.ratio), "1", 1e-9, 1024, NULL,
+     "latents per truth feature (m = ratio * data.n)"},
+    {"model", "latents", SP_OPT_INT, OFF(model.latents), "0", 0, 1 << 24, NULL,
+     "number of latents m; 0 uses model.ratio"},
+    {"model", "pre_bias", SP_OPT_BOOL, OFF(model.pre_bias), "false", 0, 1, NULL,
+     "learn a decoder bias b_d subtracted before the encoder"},
+    {"train", "penalty", SP_OPT_NAME, OFF(penalty.name), "l1", 0, 0, "l1",
+     "sparsity penalty"},
+    {"train", "l1", SP_OPT_REAL, OFF(penalty.coef), "0.1", 0, BIG, NULL,
+     "penalty coefficient alpha"},
+    {"train", "l1_scale", SP_OPT_CHOICE, OFF(penalty.per_latent), "none", 0, 0, "none|dict",
+     "dict: divide the penalty by the number of latents"},
+    {"train", "mse", SP_OPT_CHOICE, OFF(model.mse_per_sample), "element", 0, 0,
+     "element|sample", "MSE averaged over B*d (element) or over B (sample)"},
+    {"train", "optimizer", SP_OPT_NAME, OFF(optim.name), "adam", 0, 0, "adam",
+     "optimizer"},
+    {"train", "lr", SP_OPT_REAL, OFF(optim.lr), "0.001", 1e-12, BIG, NULL, "learning rate"},
+    {"train", "beta1", SP_OPT_REAL, OFF(optim.beta1), "0.9", 0, 0.999999, NULL,
+     "Adam first-moment decay"},
+    {"train", "beta2", SP_OPT_REAL, OFF(optim.beta2), "0.999", 0, 0.9999999, NULL,
+     "Adam second-moment decay"},
+    {"train", "eps", SP_OPT_REAL, OFF(optim.eps), "1e-08", 1e-30, 1, NULL, "Adam epsilon"},
+    {"train", "weight_decay", SP_OPT_REAL, OFF(optim.weight_decay), "0", 0, BIG, NULL,
+     "decoupled weight decay (AdamW)"},
+    {"train", "batch", SP_OPT_INT, OFF(batch), "256", 1, 1 << 20, NULL,
+     "samples per step (fresh samples every step)"},
+    {"train", "steps", SP_OPT_LONG, OFF(steps), "20000", 1, 1e12, NULL, "training steps"},
+    {"train", "seed", SP_OPT_LONG, OFF(seed), "0", 0, 2147483647, NULL,
+     "seed of initialisation and data stream"},
+    {"metrics", "eval_samples", SP_OPT_LONG, OFF(eval_samples), "8192", 1, 1e9, NULL,
+     "fresh samples for dead latents, L0, MSE and FVE"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+const sp_opt *sp_config_options(size_t *n)
+{
+    *n = N_OPTIONS;
+    return options;
+}
+
+const sp_opt *sp_config_find_in(const char *section, const char *key)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strcmp(options[i].section, section) == 0 && strcmp(options[i].key, key) == 0)
+            return &options[i];
+    return NULL;
+}
+
+const sp_opt *sp_config_find(const char *name)
+{
+    const char *dot = strchr(name, '.');
+    if (dot) {
+        char sec[64];
+        size_t n = (size_t)(dot - name);
+        if (n >= sizeof sec)
+            return NULL;
+        memcpy(sec, name, n);
+        sec[n] = '\0';
+        return sp_config_find_in(sec, dot + 1);
+    }
+    const sp_opt *found = NULL;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strcmp(options[i].key, name) == 0) {
+            if (found)
+                return NULL; /* ambiguous */
+            found = &options[i];
+        }
+    return found;
+}
+
+void sp_config_keys_of(const char *section, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (strcmp(options[i].section, section) != 0)
+            continue;
+        int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", options[i].key);
+        if (w < 0 || (size_t)w >= len - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Index of word in "a|b|c", or -1. */
+static int choice_index(const char *choices, const char *word)
+{
+    size_t wl = strlen(word);
+    int idx = 0;
+    for (const char *p = choices; *p; idx++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == wl && strncmp(p, word, n) == 0)
+            return idx;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static void choice_word(const char *choices, int idx, char *buf, size_t len)
+{
+    const char *p = choices;
+    for (int i = 0; i < idx && p; i++) {
+        p = strchr(p, '|');
+        if (p)
+            p++;
+    }
+    if (!p) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    const char *bar = strchr(p, '|');
+    size_t n = bar ? (size_t)(bar - p) : strlen(p);
+    snprintf(buf, len, "%.*s", (int)n, p);
+}
+
+/* Allowed values as text, e.g. "a|b" -> "one of: a, b". */
+static void describe(const sp_opt *o, char *buf, size_t len)
+{
+    switch (o->type) {
+    case SP_OPT_INT:
+    case SP_OPT_LONG:
+        snprintf(buf, len, "an integer in [%.0f, %.0f]", o->min, o->max);
+        break;
+    case SP_OPT_REAL:
+        if (o->max >= BIG)
+            snprintf(buf, len, "a number >= %g", o->min);
+        else
+            snprintf(buf, len, "a number in [%g, %g]", o->min, o->max);
+        break;
+    case SP_OPT_BOOL:
+        snprintf(buf, len, "true or false");
+        break;
+    default: {
+        char tmp[256];
+        snprintf(tmp, sizeof tmp, "%s", o->choices);
+        for (char *c = tmp; *c; c++)
+            if (*c == '|')
+                *c = ',';
+        snprintf(buf, len, "one of: %s", tmp);
+    }
+    }
+}
+
+static const char *trim(const char *s, char *buf, size_t len)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        n--;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+int sp_config_set(sp_run_cfg *cfg, const sp_opt *o, const char *value_in, sp_err *err)
+{
+    char value[256], allowed[300];
+    trim(value_in, value, sizeof value);
+    char *base = (char *)cfg + o->offset;
+    describe(o, allowed, sizeof allowed);
+#define BAD() sp_err_set(err, "%s.%s = '%s': must be %s", o->section, o->key, value, allowed)
+    if (value[0] == '\0')
+        return BAD();
+    switch (o->type) {
+    case SP_OPT_INT:
+    case SP_OPT_LONG:
+    case SP_OPT_REAL: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (*end != '\0' || errno == ERANGE || !isfinite(v) || v < o->min || v > o->max)
+            return BAD();
+        if (o->type == SP_OPT_REAL) {
+            *(double *)base = v;
+        } else {
+            if (v != floor(v))
+                return BAD();
+            if (o->type == SP_OPT_INT)
+                *(int *)base = (int)v;
+            else
+                *(long *)base = (long)v;
+        }
+        return 0;
+    }
+    case SP_OPT_BOOL:
+        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") ||
+            !strcasecmp(value, "on") || !strcmp(value, "1"))
+            *(int *)base = 1;
+        else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+                 !strcasecmp(value, "off") || !strcmp(value, "0"))
+            *(int *)base = 0;
+        else
+            return BAD();
+        return 0;
+    case SP_OPT_NAME: {
+        if (choice_index(o->choices, value) < 0)
+            return BAD();
+        snprintf(base, 32, "%s", value);
+        return 0;
+    }
+    case SP_OPT_CHOICE: {
+        int idx = choice_index(o->choices, value);
+        if (idx < 0)
+            return BAD();
+        *(int *)base = idx;
+        return 0;
+    }
+    }
+#undef BAD
+    return sp_err_set(err, "%s.%s: internal error (type)", o->section, o->key);
+}
+
+void sp_config_defaults(sp_run_cfg *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        sp_err e;
+        if (sp_config_set(cfg, &options[i], options[i].def, &e) != 0)
+            abort(); /* a bad default is a programming error, caught by the tests */
+    }
+}
+
+void sp_config_format(const sp_run_cfg *cfg, const sp_opt *o, char *buf, size_t len)
+{
+    const char *base = (const char *)cfg + o->offset;
+    switch (o->type) {
+    case SP_OPT_INT:
+        snprintf(buf, len, "%d", *(const int *)base);
+        break;
+    case SP_OPT_LONG:
+        snprintf(buf, len, "%ld", *(const long *)base);
+        break;
+    case SP_OPT_REAL:
+        snprintf(buf, len, "%.17g", *(const double *)base);
+        break;
+    case SP_OPT_BOOL:
+        snprintf(buf, len, "%s", *(const int *)base ? "true" : "false");
+        break;
+    case SP_OPT_NAME:
+        snprintf(buf, len, "%s", base);
+        break;
+    case SP_OPT_CHOICE:
+        choice_word(o->choices, *(const int *)base, buf, len);
+        break;
+    }
+}
+
+char *sp_config_canonical(const sp_run_cfg *cfg)
+{
+    size_t cap = 4096, used = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char val[128];
+        sp_config_format(cfg, &options[i], val, sizeof val);
+        size_t need = strlen(options[i].section) + strlen(options[i].key) + strlen(val) + 4;
+        if (used + need >= cap) {
+            cap *= 2;
+            char *n = realloc(out, cap);
+            if (!n) {
+                free(out);
+                return NULL;
+            }
+            out = n;
+        }
+        used += (size_t)sprintf(out + used, "%s.%s=%s\n", options[i].section,
+                                options[i].key, val);
+    }
+    return out;
+}
+
+void sp_config_key(const sp_run_cfg *cfg, char key[17])
+{
+    char *text = sp_config_canonical(cfg);
+    uint64_t h = text ? sp_hash64(text, strlen(text), 0) : 0;
+    free(text);
+    snprintf(key, 17, "%016llx", (unsigned long long)h);
+}
+
+size_t sp_config_latents(const sp_run_cfg *cfg)
+{
+    return sp_sae_latents(&cfg->model, cfg->data.n);
+}
+
+double sp_config_cost(const sp_run_cfg *cfg)
+{
+    double m = (double)sp_config_latents(cfg), d = cfg->data.d, n = cfg->data.n;
+    double per_sample = 10.0 * m * d           /* five GEMMs of 2 m d per sample */
+                        + 20.0 * n             /* generator: draws per feature */
+                        + (cfg->data.correlated ? 2.0 * n * n : 0);
+    return per_sample * (double)cfg->batch * (double)cfg->steps +
+           2.0 * m * d * (double)cfg->eval_samples;
+}
+
+int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
+{
+    const char *bad = sp_gen_check(&cfg->data);
+    if (!bad)
+        bad = sp_sae_check(&cfg->model);
+    if (!bad)
+        bad = sp_penalty_check(&cfg->penalty);
+    if (!bad)
+        bad = sp_optim_check(&cfg->optim);
+    if (bad)
+        return sp_err_set(err, "%s", bad);
+    double m = (double)sp_config_latents(cfg), d = cfg->data.d, n = cfg->data.n;
+    double B = cfg->batch;
+    /* parameters, gradients, Adam state, workspace, truth, generator scratch */
+    double bytes = 4.0 * (6.0 * m * d + 4.0 * m + 2.0 * B * (m + d) + n * d + B * n) +
+                   (cfg->data.correlated ? 8.0 * 3.0 * n * n + 4.0 * (n * n + 2 * B * n) : 0);
+    if (bytes > 16.0 * 1024 * 1024 * 1024)
+        return sp_err_set(err,
+                          "this run needs about %.1f GiB (m = %.0f latents, d = %.0f, "
+                          "batch = %.0f); the limit is 16 GiB: lower model.ratio, data.d or "
+                          "train.batch",
+                          bytes / (1024.0 * 1024 * 1024), m, d, B);
+    return 0;
+}

@@ -1,0 +1,539 @@
+/* experiment.c: loading, validating and expanding experiment files.
+ * The INI syntax is read by libinih (Debian's libinih-dev); this file
+ * gives it a line-counting reader so that every key knows its line. */
+#include "superpose/experiment.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ini.h>
+
+const char *const sp_run_metric_names[] = {"mmcs", "mmcs_rev", "dead", "l0", "mse",
+                                           "fve", "loss", "steps_done", "wall_s"};
+const size_t sp_n_run_metrics = sizeof sp_run_metric_names / sizeof sp_run_metric_names[0];
+
+int sp_metric_known(const char *name)
+{
+    for (size_t i = 0; i < sp_n_run_metrics; i++)
+        if (strcmp(sp_run_metric_names[i], name) == 0)
+            return 1;
+    return strcmp(name, "mmcs_next") == 0;
+}
+
+typedef struct {
+    char section[64];
+    char key[64];
+    char value[512];
+    int line;
+} entry;
+
+typedef struct {
+    FILE *f;
+    int line;
+    int too_long;
+    entry *e;
+    size_t n, cap;
+    int oom;
+} parse_ctx;
+
+#define MAX_LINE 4096
+
+static char *reader(char *str, int num, void *stream)
+{
+    parse_ctx *c = stream;
+    char *r = fgets(str, num, c->f);
+    if (!r)
+        return NULL;
+    c->line++;
+    size_t len = strlen(r);
+    if (len == (size_t)num - 1 && r[len - 1] != '\n' && !feof(c->f) && !c->too_long)
+        c->too_long = c->line;
+    return r;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    parse_ctx *c = user;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        entry *e = realloc(c->e, cap * sizeof *e);
+        if (!e) {
+            c->oom = 1;
+            return 0;
+        }
+        c->e = e;
+        c->cap = cap;
+    }
+    entry *e = &c->e[c->n++];
+    snprintf(e->section, sizeof e->section, "%s", section);
+    snprintf(e->key, sizeof e->key, "%s", name);
+    snprintf(e->value, sizeof e->value, "%s", value ? value : "");
+    e->line = c->line;
+    return 1;
+}
+
+static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+static int valid_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* Parses "a, b, c", "logspace(a, b, n[, base])" or "linspace(a, b, n)". */
+static int parse_axis(sp_axis *ax, const char *text, char *msg, size_t msglen)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", text);
+    const char *s = buf;
+    while (isspace((unsigned char)*s))
+        s++;
+    int is_log = starts_with(s, "logspace("), is_lin = starts_with(s, "linspace(");
+    ax->n = 0;
+    if (is_log || is_lin) {
+        double a, b, n, base = 10;
+        char close[4] = "";
+        int got = sscanf(s + 9, " %lf , %lf , %lf , %lf %1[)]", &a, &b, &n, &base, close);
+        if (got < 5) {
+            base = 10;
+            close[0] = '\0';
+            got = sscanf(s + 9, " %lf , %lf , %lf %1[)]", &a, &b, &n, close);
+            if (got != 4)
+                goto bad_fn;
+        } else if (is_lin) {
+            goto bad_fn;
+        }
+        if (n != floor(n) || n < 1 || n > SP_MAX_AXIS_VALUES || !(base > 0) ||
+            !isfinite(a) || !isfinite(b))
+            goto bad_fn;
+        for (int k = 0; k < (int)n; k++) {
+            double t = n > 1 ? a + (b - a) * k / (n - 1) : a;
+            double v = is_log ? pow(base, t) : t;
+            /* exact integers print exactly (2^-2 = 0.25, 10^2 = 100) */
+            snprintf(ax->values[ax->n++], sizeof ax->values[0], "%.17g", v);
+        }
+        return 0;
+    bad_fn:
+        snprintf(msg, msglen,
+                 "expected logspace(a, b, n[, base]) or linspace(a, b, n) with 1 <= n <= %d",
+                 SP_MAX_AXIS_VALUES);
+        return -1;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (ax->n == SP_MAX_AXIS_VALUES) {
+            snprintf(msg, msglen, "more than %d values", SP_MAX_AXIS_VALUES);
+            return -1;
+        }
+        while (isspace((unsigned char)*tok))
+            tok++;
+        size_t l = strlen(tok);
+        while (l && isspace((unsigned char)tok[l - 1]))
+            tok[--l] = '\0';
+        if (!l || l >= sizeof ax->values[0]) {
+            snprintf(msg, msglen, "empty or overlong value in the list");
+            return -1;
+        }
+        snprintf(ax->values[ax->n++], sizeof ax->values[0], "%s", tok);
+    }
+    if (ax->n == 0) {
+        snprintf(msg, msglen, "empty list");
+        return -1;
+    }
+    return 0;
+}
+
+/* Validates every value of an axis and rewrites it canonically. */
+static int canonical_axis(sp_axis *ax, sp_err *err)
+{
+    for (size_t i = 0; i < ax->n; i++) {
+        sp_run_cfg tmp;
+        sp_config_defaults(&tmp);
+        if (sp_config_set(&tmp, ax->opt, ax->values[i], err) != 0)
+            return -1;
+        char canon[128];
+        sp_config_format(&tmp, ax->opt, canon, sizeof canon);
+        snprintf(ax->values[i], sizeof ax->values[0], "%s", canon);
+        if (ax->opt->type == SP_OPT_REAL)
+            snprintf(ax->labels[i], sizeof ax->labels[0], "%.3g", strtod(canon, NULL));
+        else
+            snprintf(ax->labels[i], sizeof ax->labels[0], "%s", canon);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ax->values[j], ax->values[i]) == 0)
+                return sp_err_set(err, "value '%s' appears twice", canon);
+    }
+    return 0;
+}
+
+typedef struct {
+    sp_experiment *ex;
+    const char *path;
+    sp_err *err;
+} loader;
+
+#define FAIL(L, line, ...)                                                          \
+    do {                                                                            \
+        char m_[900];                                                               \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                                       \
+        return sp_err_set((L)->err, "%s:%d: %s", (L)->path, (line), m_);            \
+    } while (0)
+
+static int set_option(loader *L, sp_run_cfg *cfg, const entry *e, const char *section,
+                      const char *key)
+{
+    const sp_opt *o = sp_config_find_in(section, key);
+    if (!o) {
+        char keys[600];
+        sp_config_keys_of(section, keys, sizeof keys);
+        FAIL(L, e->line, "[%s] %s: unknown key '%s' in [%s]; allowed: %s", e->section, e->key,
+             key, section, keys);
+    }
+    sp_err e2;
+    if (sp_config_set(cfg, o, e->value, &e2) != 0)
+        FAIL(L, e->line, "[%s] %s", e->section, e2.msg);
+    return 0;
+}
+
+static int add_axis(loader *L, const entry *e, const char *name)
+{
+    sp_experiment *ex = L->ex;
+    const sp_opt *o = sp_config_find(name);
+    if (!o || !strchr(name, '.'))
+        FAIL(L, e->line, "[%s] %s: unknown option '%s' to sweep (write section.key, e.g. "
+                         "train.l1; `superpose help options` lists them)",
+             e->section, e->key, name);
+    sp_axis *ax = NULL;
+    for (size_t a = 0; a < ex->n_axes; a++)
+        if (strcmp(ex->axes[a].name, name) == 0)
+            ax = &ex->axes[a];
+    if (!ax) {
+        if (ex->n_axes == SP_MAX_AXES)
+            FAIL(L, e->line, "[%s] %s: at most %d sweep axes", e->section, e->key, SP_MAX_AXES);
+        ax = &ex->axes[ex->n_axes++];
+    }
+    memset(ax, 0, sizeof *ax);
+    ax->opt = o;
+    snprintf(ax->name, sizeof ax->name, "%s.%s", o->section, o->key);
+    ax->line = e->line;
+    char msg[300];
+    if (parse_axis(ax, e->value, msg, sizeof msg) != 0)
+        FAIL(L, e->line, "[%s] %s = '%s': %s", e->section, e->key, e->value, msg);
+    sp_err e2;
+    if (canonical_axis(ax, &e2) != 0)
+        FAIL(L, e->line, "[%s] %s: %s", e->section, e->key, e2.msg);
+    return 0;
+}
+
+static int figure_key(loader *L, sp_figspec *f, const entry *e)
+{
+    const char *k = e->key, *v = e->value;
+    if (!strcmp(k, "kind")) {
+        if (strcmp(v, "heatmap"))
+            FAIL(L, e->line, "[%s] kind = '%s': allowed: heatmap", e->section, v);
+        snprintf(f->kind, sizeof f->kind, "%s", v);
+    } else if (!strcmp(k, "x") || !strcmp(k, "y")) {
+        snprintf(!strcmp(k, "x") ? f->x : f->y, sizeof f->x, "%s", v);
+    } else if (!strcmp(k, "metric")) {
+        if (!sp_metric_known(v)) {
+            char list[400] = "";
+            for (size_t i = 0; i < sp_n_run_metrics; i++) {
+                strcat(list, sp_run_metric_names[i]);
+                strcat(list, ", ");
+            }
+            strcat(list, "mmcs_next");
+            FAIL(L, e->line, "[%s] metric = '%s': unknown metric; allowed: %s", e->section, v,
+                 list);
+        }
+        snprintf(f->metric, sizeof f->metric, "%s", v);
+    } else if (!strcmp(k, "title")) {
+        snprintf(f->title, sizeof f->title, "%s", v);
+    } else if (!strcmp(k, "format")) {
+        if (!strchr(v, '%') || strlen(v) >= sizeof f->format)
+            FAIL(L, e->line, "[%s] format = '%s': expected a printf format such as %%.2f",
+                 e->section, v);
+        snprintf(f->format, sizeof f->format, "%s", v);
+    } else if (!strcmp(k, "cap") || !strcmp(k, "zmin") || !strcmp(k, "zmax")) {
+        char *end;
+        double d = strtod(v, &end);
+        if (end == v || *end || !isfinite(d))
+            FAIL(L, e->line, "[%s] %s = '%s': must be a number", e->section, k, v);
+        *(!strcmp(k, "cap") ? &f->cap : !strcmp(k, "zmin") ? &f->zmin : &f->zmax) = d;
+    } else {
+        FAIL(L, e->line, "[%s] unknown key '%s'; allowed: kind, x, y, metric, title, format, "
+                         "cap, zmin, zmax",
+             e->section, k);
+    }
+    return 0;
+}
+
+static sp_figspec *figure_for(sp_experiment *ex, const char *name, int line)
+{
+    for (size_t i = 0; i < ex->n_figs; i++)
+        if (!strcmp(ex->figs[i].name, name))
+            return &ex->figs[i];
+    if (ex->n_figs == SP_MAX_FIGS)
+        return NULL;
+    sp_figspec *f = &ex->figs[ex->n_figs++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    snprintf(f->kind, sizeof f->kind, "heatmap");
+    snprintf(f->format, sizeof f->format, "%%.2f");
+    f->cap = f->zmin = f->zmax = NAN;
+    f->line = line;
+    return f;
+}
+
+static int load_entries(loader *L, const entry *es, size_t n, const char *preset)
+{
+    sp_experiment *ex = L->ex;
+    /* Pass 1: known sections, [experiment], which presets exist. */
+    int preset_found = 0;
+    char presets[400] = "";
+    for (size_t i = 0; i < n; i++) {
+        const entry *e = &es[i];
+        const char *s = e->section;
+        if (!strcmp(s, "experiment")) {
+            if (!strcmp(e->key, "name")) {
+                if (!valid_name(e->value) || strlen(e->value) >= sizeof ex->name)
+                    FAIL(L, e->line, "[experiment] name = '%s': use letters, digits, - and _",
+                         e->value);
+                snprintf(ex->name, sizeof ex->name, "%s", e->value);
+            } else if (!strcmp(e->key, "description")) {
+                snprintf(ex->description, sizeof ex->description, "%s", e->value);
+            } else if (!strcmp(e->key, "reference")) {
+                snprintf(ex->reference, sizeof ex->reference, "%s", e->value);
+            } else if (!strcmp(e->key, "default_preset")) {
+                snprintf(ex->default_preset, sizeof ex->default_preset, "%s", e->value);
+            } else {
+                FAIL(L, e->line, "[experiment] unknown key '%s'; allowed: name, description, "
+                                 "reference, default_preset",
+                     e->key);
+            }
+        } else if (starts_with(s, "preset.")) {
+            if (!valid_name(s + 7))
+                FAIL(L, e->line, "[%s]: preset names use letters, digits, - and _", s);
+            char needle[80];
+            snprintf(needle, sizeof needle, " %s,", s + 7);
+            if (!strstr(presets, needle) && strlen(presets) + strlen(needle) < sizeof presets)
+                strcat(presets, needle);
+        } else if (!(!strcmp(s, "data") || !strcmp(s, "model") || !strcmp(s, "train") ||
+                     !strcmp(s, "metrics") || !strcmp(s, "sweep") ||
+                     (starts_with(s, "figure.") && valid_name(s + 7)))) {
+            FAIL(L, e->line, "unknown section [%s]; allowed: experiment, data, model, train, "
+                             "metrics, sweep, figure.NAME, preset.NAME",
+                 s);
+        }
+    }
+    if (!ex->name[0])
+        return sp_err_set(L->err, "%s: [experiment] name is missing", L->path);
+    if (!preset)
+        preset = ex->default_preset;
+    if (!strcmp(preset, "none"))
+        preset = "";
+    if (preset[0]) {
+        char needle[80];
+        snprintf(needle, sizeof needle, " %s,", preset);
+        preset_found = strstr(presets, needle) != NULL;
+        if (!preset_found) {
+            size_t pl = strlen(presets);
+            if (pl)
+                presets[pl - 1] = '\0';
+            return sp_err_set(L->err, "%s: no preset '%s' in this file (presets:%s)", L->path,
+                              preset, pl ? presets : " none");
+        }
+    }
+    snprintf(ex->preset, sizeof ex->preset, "%s", preset);
+    ex->preset_is_default = !strcmp(ex->preset, ex->default_preset);
+
+    /* Pass 2: base options and axes, in file order. */
+    sp_config_defaults(&ex->base);
+    for (size_t i = 0; i < n; i++) {
+        const entry *e = &es[i];
+        if (!strcmp(e->section, "sweep")) {
+            if (add_axis(L, e, e->key) != 0)
+                return -1;
+        } else if (!strcmp(e->section, "data") || !strcmp(e->section, "model") ||
+                   !strcmp(e->section, "train") || !strcmp(e->section, "metrics")) {
+            if (set_option(L, &ex->base, e, e->section, e->key) != 0)
+                return -1;
+        }
+    }
+    /* Pass 3: presets. Every preset is validated; the chosen one applied. */
+    for (size_t i = 0; i < n; i++) {
+        const entry *e = &es[i];
+        if (!starts_with(e->section, "preset."))
+            continue;
+        int chosen = preset[0] && !strcmp(e->section + 7, preset);
+        if (starts_with(e->key, "sweep.")) {
+            if (chosen) {
+                if (add_axis(L, e, e->key + 6) != 0)
+                    return -1;
+            } else {
+                sp_experiment *saved = L->ex;
+                sp_experiment *scratch = calloc(1, sizeof *scratch);
+                if (!scratch)
+                    return sp_err_set(L->err, "out of memory");
+                L->ex = scratch;
+                int rc = add_axis(L, e, e->key + 6);
+                L->ex = saved;
+                free(scratch);
+                if (rc != 0)
+                    return -1;
+            }
+            continue;
+        }
+        const char *dot = strchr(e->key, '.');
+        char sec[64];
+        if (!dot || (size_t)(dot - e->key) >= sizeof sec)
+            FAIL(L, e->line, "[%s] %s: write section.key (e.g. train.steps) or "
+                             "sweep.section.key",
+                 e->section, e->key);
+        memcpy(sec, e->key, (size_t)(dot - e->key));
+        sec[dot - e->key] = '\0';
+        sp_run_cfg scratch_cfg;
+        sp_config_defaults(&scratch_cfg);
+        if (set_option(L, chosen ? &ex->base : &scratch_cfg, e, sec, dot + 1) != 0)
+            return -1;
+    }
+    /* Pass 4: figures, checked against the final axes. */
+    for (size_t i = 0; i < n; i++) {
+        const entry *e = &es[i];
+        if (!starts_with(e->section, "figure."))
+            continue;
+        sp_figspec *f = figure_for(ex, e->section + 7, e->line);
+        if (!f)
+            FAIL(L, e->line, "at most %d figures", SP_MAX_FIGS);
+        if (figure_key(L, f, e) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < ex->n_figs; i++) {
+        sp_figspec *f = &ex->figs[i];
+        if (!f->metric[0])
+            FAIL(L, f->line, "[figure.%s] metric is missing", f->name);
+        const char *xy[2] = {f->x, f->y};
+        for (int k = 0; k < 2; k++) {
+            if (sp_experiment_axis(ex, xy[k]) < 0) {
+                char axes[400] = "";
+                for (size_t a = 0; a < ex->n_axes; a++) {
+                    if (a)
+                        strcat(axes, ", ");
+                    strcat(axes, ex->axes[a].name);
+                }
+                FAIL(L, f->line, "[figure.%s] %s = '%s': must be a sweep axis (%s)", f->name,
+                     k ? "y" : "x", xy[k], ex->n_axes ? axes : "this file sweeps nothing");
+            }
+        }
+    }
+    return 0;
+}
+
+sp_experiment *sp_experiment_load(const char *path, const char *preset, sp_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        sp_err_set(err, "%s: cannot open experiment file: %s", path, strerror(errno));
+        return NULL;
+    }
+    parse_ctx c = {.f = f};
+    ini_allow_multiline = false;
+    ini_use_stack = false;
+    ini_max_line = MAX_LINE;
+    ini_initial_alloc = MAX_LINE;
+    int rc = ini_parse_stream(reader, &c, handler, &c);
+    fclose(f);
+    sp_experiment *ex = NULL;
+    if (c.too_long) {
+        sp_err_set(err, "%s:%d: line longer than %d characters", path, c.too_long, MAX_LINE - 3);
+    } else if (c.oom || rc == -2) {
+        sp_err_set(err, "%s: out of memory", path);
+    } else if (rc != 0) {
+        sp_err_set(err, "%s:%d: syntax error: expected '[section]', 'key = value' or a comment",
+                   path, rc);
+    } else if (!(ex = calloc(1, sizeof *ex))) {
+        sp_err_set(err, "out of memory");
+    } else {
+        snprintf(ex->path, sizeof ex->path, "%s", path);
+        loader L = {ex, path, err};
+        if (load_entries(&L, c.e, c.n, preset) != 0) {
+            free(ex);
+            ex = NULL;
+        }
+    }
+    free(c.e);
+    if (!ex)
+        return NULL;
+    /* Every grid point must be a valid run. */
+    size_t total = 1;
+    for (size_t a = 0; a < ex->n_axes; a++) {
+        total *= ex->axes[a].n;
+        if (total > 1000000) {
+            sp_err_set(err, "%s:%d: the sweep has more than 1,000,000 runs", path,
+                       ex->axes[a].line);
+            free(ex);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < total; i++) {
+        sp_run_cfg cfg;
+        sp_err e2;
+        if (sp_experiment_run_cfg(ex, i, &cfg, NULL, &e2) != 0 || sp_config_check(&cfg, &e2) != 0) {
+            char where[600] = "";
+            size_t coords[SP_MAX_AXES];
+            sp_run_cfg dummy;
+            sp_experiment_run_cfg(ex, i, &dummy, coords, NULL);
+            for (size_t a = 0; a < ex->n_axes; a++) {
+                char part[120];
+                snprintf(part, sizeof part, "%s%s=%s", a ? ", " : "", ex->axes[a].name,
+                         ex->axes[a].values[coords[a]]);
+                strncat(where, part, sizeof where - strlen(where) - 1);
+            }
+            sp_err_set(err, "%s: invalid run%s%s%s: %s", path, ex->n_axes ? " (" : "", where,
+                       ex->n_axes ? ")" : "", e2.msg);
+            free(ex);
+            return NULL;
+        }
+    }
+    return ex;
+}
+
+void sp_experiment_free(sp_experiment *ex) { free(ex); }
+
+size_t sp_experiment_n_runs(const sp_experiment *ex)
+{
+    size_t total = 1;
+    for (size_t a = 0; a < ex->n_axes; a++)
+        total *= ex->axes[a].n;
+    return total;
+}
+
+int sp_experiment_run_cfg(const sp_experiment *ex, size_t i, sp_run_cfg *cfg, size_t *coords,
+                          sp_err *err)
+{
+    *cfg = ex->base;
+    for (size_t a = ex->n_axes; a-- > 0;) {
+        const sp_axis *ax = &ex->axes[a];
+        size_t k = i % ax->n;
+        i /= ax->n;
+        if (coords)
+            coords[a] = k;
+        if (sp_config_set(cfg, ax->opt, ax->values[k], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int sp_experiment_axis(const sp_experiment *ex, const char *name)
+{
+    for (size_t a = 0; a < ex->n_axes; a++)
+        if (!strcmp(ex->axes[a].name, name))
+            return (int)a;
+    return -1;
+}

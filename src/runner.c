@@ -1,0 +1,563 @@
+/* runner.c: one run end to end, and sweeps of runs in worker processes.
+ *
+ * A sweep forks one worker process per run (at most -j at a time), each
+ * with single-threaded BLAS. A worker trains, writes its artifacts (temp
+ * name + rename), then its row in the store in one transaction, and exits;
+ * it reports progress to the parent through a pipe. Killing the sweep at
+ * any moment loses only the runs in flight: a rerun skips every run whose
+ * key is in the store. Runs are started largest first so that the workers
+ * finish together. */
+#include "superpose/runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <gsl/gsl_rng.h>
+
+#include "superpose/figure.h"
+#include "superpose/gen.h"
+#include "superpose/metrics.h"
+#include "superpose/npy.h"
+#include "superpose/sae.h"
+#include "superpose/store.h"
+
+void openblas_set_num_threads(int num_threads);
+
+enum { M_MMCS, M_MMCS_REV, M_DEAD, M_L0, M_MSE, M_FVE, M_LOSS, M_STEPS, M_WALL };
+
+static gsl_rng *rng_from(uint64_t a, uint64_t b, const char *tag)
+{
+    uint64_t s = sp_mix64(sp_hash64(tag, strlen(tag), sp_mix64(a) ^ sp_mix64(b + 0x51ed27)));
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (r)
+        gsl_rng_set(r, (unsigned long)(s & 0xffffffffUL) ? (unsigned long)(s & 0xffffffffUL) : 1);
+    return r;
+}
+
+static int save_artifacts(const char *dir, const sp_learner *L, const sp_gen *g,
+                          sp_err *err)
+{
+    if (sp_mkdirs(dir, err) != 0)
+        return -1;
+    char path[1200];
+    const gsl_matrix_float *t = sp_gen_truth(g);
+    snprintf(path, sizeof path, "%s/decoder.npy", dir);
+    if (sp_npy_write_f32(path, L->decoder->data, L->m, L->d, err) != 0)
+        return -1;
+    if (L->encoder) {
+        snprintf(path, sizeof path, "%s/encoder.npy", dir);
+        if (sp_npy_write_f32(path, L->encoder->data, L->m, L->d, err) != 0)
+            return -1;
+    }
+    for (size_t p = 0; p < L->n_params; p++)
+        if (!strcmp(L->params[p].name, "b_e")) {
+            snprintf(path, sizeof path, "%s/encoder_bias.npy", dir);
+            if (sp_npy_write_f32(path, L->params[p].w, L->params[p].n, 0, err) != 0)
+                return -1;
+        }
+    snprintf(path, sizeof path, "%s/truth.npy", dir);
+    return sp_npy_write_f32(path, t->data, t->size1, t->size2, err);
+}
+
+int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn progress,
+                 void *user, sp_run_result *res, sp_err *err)
+{
+    if (sp_config_check(cfg, err) != 0)
+        return -1;
+    double t0 = sp_now();
+    for (size_t i = 0; i < 16; i++)
+        res->metric[i] = NAN;
+    res->diverged = 0;
+    size_t d = (size_t)cfg->data.d, m = sp_config_latents(cfg), B = (size_t)cfg->batch;
+    uint64_t ds = (uint64_t)cfg->data.seed, ts = (uint64_t)cfg->seed;
+    gsl_rng *r_truth = rng_from(ds, 0, "truth"), *r_stream = rng_from(ds, ts, "stream");
+    gsl_rng *r_init = rng_from(ds, ts, "init"), *r_eval = rng_from(ds, 0, "eval");
+    sp_gen *gen = NULL;
+    sp_learner *L = NULL;
+    sp_optim *opt = NULL;
+    gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
+    gsl_matrix_float *f = gsl_matrix_float_alloc(B, m);
+    gsl_matrix_float *xh = gsl_matrix_float_alloc(B, d);
+    sp_recon_acc *acc = sp_recon_acc_alloc(d, m);
+    int rc = -1;
+    if (!r_truth || !r_stream || !r_init || !r_eval || !x || !f || !xh || !acc) {
+        sp_err_set(err, "out of memory (run with %zu latents)", m);
+        goto out;
+    }
+    if (!(gen = sp_gen_alloc(&cfg->data, B, r_truth, err)))
+        goto out;
+    if (!(L = sp_sae_alloc(&cfg->model, &cfg->penalty, d, m, B, r_init, err)))
+        goto out;
+    if (!(opt = sp_optim_alloc(&cfg->optim, L->params, L->n_params))) {
+        sp_err_set(err, "out of memory for optimizer state");
+        goto out;
+    }
+    long steps = cfg->steps, tail = steps < 100 ? steps : 100, step;
+    double tail_loss = 0;
+    double last_report = sp_now();
+    for (step = 0; step < steps; step++) {
+        sp_gen_batch(gen, r_stream, B, NULL, x);
+        sp_loss ls;
+        double loss = sp_train_step(L, opt, x, &ls);
+        if (!isfinite(loss)) {
+            res->diverged = 1;
+            break;
+        }
+        if (step >= steps - tail)
+            tail_loss += loss;
+        if (progress && (step % 16 == 15 || step + 1 == steps)) {
+            double now = sp_now();
+            if (now - last_report > 0.25 || step + 1 == steps) {
+                progress(user, step + 1, steps, loss);
+                last_report = now;
+            }
+        }
+    }
+    res->metric[M_STEPS] = (double)step;
+    if (!res->diverged) {
+        /* evaluation window: fresh samples, the same for every run */
+        for (long done = 0; done < cfg->eval_samples; done += (long)B) {
+            size_t nb = (size_t)(cfg->eval_samples - done < (long)B ? cfg->eval_samples - done : (long)B);
+            gsl_matrix_float_view xv = gsl_matrix_float_submatrix(x, 0, 0, nb, d);
+            gsl_matrix_float_view fv = gsl_matrix_float_submatrix(f, 0, 0, nb, m);
+            gsl_matrix_float_view hv = gsl_matrix_float_submatrix(xh, 0, 0, nb, d);
+            sp_gen_batch(gen, r_eval, nb, NULL, &xv.matrix);
+            L->ops->encode(L, &xv.matrix, &fv.matrix);
+            L->ops->decode(L, &fv.matrix, &hv.matrix);
+            sp_recon_acc_add(acc, &xv.matrix, &hv.matrix, &fv.matrix);
+        }
+        sp_recon_stats st;
+        sp_recon_acc_finish(acc, &st);
+        res->metric[M_MMCS] = sp_metric_mmcs(sp_gen_truth(gen), L->decoder, NULL);
+        res->metric[M_MMCS_REV] = sp_metric_mmcs(L->decoder, sp_gen_truth(gen), NULL);
+        res->metric[M_DEAD] = (double)st.dead;
+        res->metric[M_L0] = st.l0;
+        res->metric[M_MSE] = st.mse;
+        res->metric[M_FVE] = st.fve;
+        res->metric[M_LOSS] = tail_loss / (double)tail;
+        if (artifact_dir && save_artifacts(artifact_dir, L, gen, err) != 0)
+            goto out;
+    }
+    res->metric[M_WALL] = sp_now() - t0;
+    rc = 0;
+out:
+    sp_optim_free(opt);
+    sp_learner_free(L);
+    sp_gen_free(gen);
+    sp_recon_acc_free(acc);
+    gsl_matrix_float_free(xh);
+    gsl_matrix_float_free(f);
+    gsl_matrix_float_free(x);
+    gsl_rng_free(r_eval);
+    gsl_rng_free(r_init);
+    gsl_rng_free(r_stream);
+    gsl_rng_free(r_truth);
+    return rc;
+}
+
+int sp_run_store(const char *db_path, const char *experiment, const sp_run_cfg *cfg,
+                 const sp_run_result *res, sp_err *err)
+{
+    size_t n_opts;
+    const sp_opt *opts = sp_config_options(&n_opts);
+    char key[17];
+    sp_config_key(cfg, key);
+    char *config = sp_config_canonical(cfg);
+    sp_kv *params = calloc(n_opts, sizeof *params);
+    char(*vals)[128] = calloc(n_opts, sizeof *vals);
+    char(*names)[80] = calloc(n_opts, sizeof *names);
+    sp_metric metrics[16];
+    int rc = -1;
+    if (!config || !params || !vals || !names) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n_opts; i++) {
+        snprintf(names[i], sizeof names[i], "%s.%s", opts[i].section, opts[i].key);
+        sp_config_format(cfg, &opts[i], vals[i], sizeof vals[i]);
+        params[i].name = names[i];
+        params[i].value = vals[i];
+    }
+    for (size_t i = 0; i < sp_n_run_metrics; i++)
+        metrics[i] = (sp_metric){sp_run_metric_names[i], res->metric[i]};
+    sp_run_record rec = {
+        .key = key,
+        .experiment = (char *)experiment,
+        .status = res->diverged ? "diverged" : "ok",
+        .seed = cfg->seed,
+        .config = config,
+        .wall_s = res->metric[M_WALL],
+        .params = params,
+        .n_params = n_opts,
+        .metrics = metrics,
+        .n_metrics = sp_n_run_metrics,
+    };
+    sp_store *st = sp_store_open(db_path, err);
+    if (!st)
+        goto out;
+    rc = sp_store_put_run(st, &rec, err);
+    sp_store_close(st);
+out:
+    free(names);
+    free(vals);
+    free(params);
+    free(config);
+    return rc;
+}
+
+void sp_sweep_out_dir(const sp_experiment *ex, const char *out_dir, char *buf, size_t len)
+{
+    if (out_dir && *out_dir)
+        snprintf(buf, len, "%s", out_dir);
+    else
+        snprintf(buf, len, "results/%s", ex->name);
+}
+
+/* ---- sweep ---------------------------------------------------------- */
+
+typedef struct {
+    size_t index;       /* run index in the experiment */
+    char key[17];
+    double cost;
+    pid_t pid;
+    int fd;             /* pipe from the worker */
+    char buf[2048];
+    size_t blen;
+    long step, steps;
+    char result[600];   /* "ok mmcs=..." from the worker */
+    char error[1100];
+    int state;          /* 0 pending, 1 running, 2 done, 3 failed */
+} job;
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_signal(int sig) { interrupted = sig; }
+
+static void worker_progress(void *user, long step, long steps, double loss)
+{
+    char line[96];
+    int n = snprintf(line, sizeof line, "P %ld %ld %.6g\n", step, steps, loss);
+    if (write(*(int *)user, line, (size_t)n) < 0) {
+        /* parent gone: PR_SET_PDEATHSIG ends us */
+    }
+}
+
+static void write_all(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* The worker process: never returns. */
+static void worker(const sp_experiment *ex, job *jb, const char *out, int fd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    openblas_set_num_threads(1);
+    sp_run_cfg cfg;
+    sp_err err;
+    char art[1200], db[1100], msg[1400];
+    snprintf(art, sizeof art, "%s/artifacts/%s", out, jb->key);
+    snprintf(db, sizeof db, "%s/results.db", out);
+    sp_run_result res;
+    if (sp_experiment_run_cfg(ex, jb->index, &cfg, NULL, &err) != 0 ||
+        sp_run_train(&cfg, art, worker_progress, &fd, &res, &err) != 0 ||
+        sp_run_store(db, ex->name, &cfg, &res, &err) != 0) {
+        for (char *c = err.msg; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
+        snprintf(msg, sizeof msg, "E %s\n", err.msg);
+        write_all(fd, msg);
+        _exit(1);
+    }
+    snprintf(msg, sizeof msg, "R status=%s mmcs=%.4f dead=%.0f l0=%.2f mse=%.3g wall_s=%.1f\n",
+             res.diverged ? "diverged" : "ok", res.metric[M_MMCS], res.metric[M_DEAD],
+             res.metric[M_L0], res.metric[M_MSE], res.metric[M_WALL]);
+    write_all(fd, msg);
+    _exit(0);
+}
+
+static int spawn(const sp_experiment *ex, job *jb, const char *out, sp_err *err)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return sp_err_set(err, "pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return sp_err_set(err, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(p[0]);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        worker(ex, jb, out, p[1]);
+    }
+    close(p[1]);
+    jb->pid = pid;
+    jb->fd = p[0];
+    jb->state = 1;
+    jb->blen = 0;
+    jb->step = 0;
+    return 0;
+}
+
+static void handle_line(job *jb, const char *line)
+{
+    if (line[0] == 'P')
+        sscanf(line + 2, "%ld %ld", &jb->step, &jb->steps);
+    else if (line[0] == 'R')
+        snprintf(jb->result, sizeof jb->result, "%s", line + 2);
+    else if (line[0] == 'E')
+        snprintf(jb->error, sizeof jb->error, "%s", line + 2);
+}
+
+/* Reads what the worker wrote; returns 1 at end of file. */
+static int pump(job *jb)
+{
+    ssize_t n = read(jb->fd, jb->buf + jb->blen, sizeof jb->buf - 1 - jb->blen);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (n <= 0)
+        return 1;
+    jb->blen += (size_t)n;
+    jb->buf[jb->blen] = '\0';
+    char *start = jb->buf, *nl;
+    while ((nl = strchr(start, '\n'))) {
+        *nl = '\0';
+        handle_line(jb, start);
+        start = nl + 1;
+    }
+    jb->blen = strlen(start);
+    memmove(jb->buf, start, jb->blen + 1);
+    if (jb->blen == sizeof jb->buf - 1)
+        jb->blen = 0; /* an overlong line: drop it */
+    return 0;
+}
+
+static void describe_point(const sp_experiment *ex, size_t index, char *buf, size_t len)
+{
+    sp_run_cfg cfg;
+    size_t coords[SP_MAX_AXES];
+    buf[0] = '\0';
+    if (sp_experiment_run_cfg(ex, index, &cfg, coords, NULL) != 0)
+        return;
+    size_t used = 0;
+    for (size_t a = 0; a < ex->n_axes && used < len; a++) {
+        int w = snprintf(buf + used, len - used, "%s%s=%s", a ? " " : "", ex->axes[a].name,
+                         ex->axes[a].labels[coords[a]]);
+        if (w > 0)
+            used += (size_t)w;
+    }
+}
+
+static int cmp_cost_desc(const void *a, const void *b)
+{
+    const job *x = a, *y = b;
+    if (x->cost != y->cost)
+        return x->cost < y->cost ? 1 : -1;
+    return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
+{
+    char out[1024], db[1100];
+    sp_sweep_out_dir(ex, o->out_dir, out, sizeof out);
+    if (sp_mkdirs(out, err) != 0)
+        return -1;
+    snprintf(db, sizeof db, "%s/results.db", out);
+    if (access(out, W_OK) != 0)
+        return sp_err_set(err, "output folder '%s' is not writable: %s", out, strerror(errno));
+    sp_store *st = sp_store_open(db, err);
+    if (!st)
+        return -1;
+    size_t total = sp_experiment_n_runs(ex);
+    job *jobs = calloc(total, sizeof *jobs);
+    if (!jobs) {
+        sp_store_close(st);
+        return sp_err_set(err, "out of memory");
+    }
+    size_t n_todo = 0, n_stored = 0;
+    double work_total = 0;
+    for (size_t i = 0; i < total; i++) {
+        sp_run_cfg cfg;
+        if (sp_experiment_run_cfg(ex, i, &cfg, NULL, err) != 0) {
+            free(jobs);
+            sp_store_close(st);
+            return -1;
+        }
+        char key[17];
+        sp_config_key(&cfg, key);
+        int has = sp_store_has_run(st, key, err);
+        if (has < 0) {
+            free(jobs);
+            sp_store_close(st);
+            return -1;
+        }
+        if (has) {
+            n_stored++;
+            continue;
+        }
+        job *jb = &jobs[n_todo++];
+        jb->index = i;
+        memcpy(jb->key, key, sizeof key);
+        jb->cost = sp_config_cost(&cfg);
+        jb->fd = -1;
+        work_total += jb->cost;
+    }
+    sp_store_close(st); /* workers open their own connections */
+    qsort(jobs, n_todo, sizeof *jobs, cmp_cost_desc);
+
+    int jobs_max = o->jobs < 1 ? 1 : o->jobs;
+    printf("%s%s%s: %zu runs, %zu already stored, %zu to run with %d worker%s -> %s\n",
+           ex->name, ex->preset[0] ? " --preset " : "", ex->preset, total, n_stored, n_todo,
+           jobs_max, jobs_max == 1 ? "" : "s", out);
+    fflush(stdout);
+
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    interrupted = 0;
+
+    double t0 = sp_now(), last_draw = 0, last_log = t0;
+    size_t next = 0, running = 0, done = 0, failed = 0, diverged = 0;
+    double work_done = 0;
+    int rc = 0;
+    while ((next < n_todo || running > 0) && !interrupted) {
+        while (running < (size_t)jobs_max && next < n_todo && !interrupted) {
+            if (spawn(ex, &jobs[next], out, err) != 0) {
+                rc = -1;
+                break;
+            }
+            next++;
+            running++;
+        }
+        if (rc)
+            break;
+        struct pollfd pfd[64];
+        job *pj[64];
+        size_t np = 0;
+        for (size_t i = 0; i < next && np < 64; i++)
+            if (jobs[i].state == 1) {
+                pfd[np] = (struct pollfd){.fd = jobs[i].fd, .events = POLLIN};
+                pj[np++] = &jobs[i];
+            }
+        int pr = poll(pfd, np, 200);
+        if (pr < 0 && errno != EINTR) {
+            rc = sp_err_set(err, "poll: %s", strerror(errno));
+            break;
+        }
+        for (size_t k = 0; k < np && pr > 0; k++) {
+            if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            job *jb = pj[k];
+            if (!pump(jb))
+                continue;
+            close(jb->fd);
+            jb->fd = -1;
+            int status = 0;
+            waitpid(jb->pid, &status, 0);
+            running--;
+            done++;
+            work_done += jb->cost;
+            char where[400];
+            describe_point(ex, jb->index, where, sizeof where);
+            int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && jb->result[0];
+            jb->state = ok ? 2 : 3;
+            if (!ok) {
+                failed++;
+                if (!jb->error[0])
+                    snprintf(jb->error, sizeof jb->error, "worker %s (signal %d)",
+                             WIFSIGNALED(status) ? "was killed" : "failed",
+                             WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+            } else if (strstr(jb->result, "status=diverged")) {
+                diverged++;
+            }
+            double el = sp_now() - t0;
+            double rate = work_done > 0 ? work_done / el : 0;
+            double eta = rate > 0 ? (work_total - work_done) / rate : NAN;
+            if (o->tty)
+                printf("\r\033[K");
+            if (ok)
+                printf("run %zu/%zu %s key=%s %s\n", done, n_todo, where, jb->key, jb->result);
+            else
+                printf("run %zu/%zu %s key=%s FAILED: %s\n", done, n_todo, where, jb->key,
+                       jb->error);
+            if (!o->tty)
+                printf("progress done=%zu/%zu work=%.1f%% elapsed_s=%.0f eta_s=%.0f\n", done,
+                       n_todo, 100.0 * work_done / (work_total > 0 ? work_total : 1), el, eta);
+            fflush(stdout);
+        }
+        double now = sp_now();
+        double partial = 0;
+        for (size_t i = 0; i < next; i++)
+            if (jobs[i].state == 1 && jobs[i].steps > 0)
+                partial += jobs[i].cost * (double)jobs[i].step / (double)jobs[i].steps;
+        double el = now - t0, wd = work_done + partial;
+        double eta = wd > 0 && el > 1 ? (work_total - wd) / (wd / el) : NAN;
+        char el_s[32], eta_s[32];
+        sp_fmt_duration(el, el_s, sizeof el_s);
+        sp_fmt_duration(eta, eta_s, sizeof eta_s);
+        if (o->tty && now - last_draw > 0.2) {
+            printf("\r\033[K[%s] %zu/%zu runs done, %zu running | %.1f%% of work | elapsed %s | "
+                   "ETA %s",
+                   ex->name, done, n_todo, running, 100.0 * wd / (work_total > 0 ? work_total : 1),
+                   el_s, eta_s);
+            fflush(stdout);
+            last_draw = now;
+        } else if (!o->tty && now - last_log > 30) {
+            printf("progress done=%zu/%zu running=%zu work=%.1f%% elapsed_s=%.0f eta_s=%.0f\n",
+                   done, n_todo, running, 100.0 * wd / (work_total > 0 ? work_total : 1), el,
+                   eta);
+            fflush(stdout);
+            last_log = now;
+        }
+    }
+    if (interrupted || rc) {
+        for (size_t i = 0; i < next; i++)
+            if (jobs[i].state == 1) {
+                kill(jobs[i].pid, SIGKILL);
+                waitpid(jobs[i].pid, NULL, 0);
+                close(jobs[i].fd);
+            }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (o->tty)
+        printf("\r\033[K");
+    char el_s[32];
+    sp_fmt_duration(sp_now() - t0, el_s, sizeof el_s);
+    printf("%s: %zu of %zu runs finished in %s (%zu diverged, %zu failed); %zu stored in %s\n",
+           ex->name, done - failed, n_todo, el_s, diverged, failed, n_stored + done - failed, db);
+    free(jobs);
+    if (interrupted) {
+        printf("interrupted: every finished run is stored; rerun the same command to resume\n");
+        return 130;
+    }
+    if (rc)
+        return rc;
+    if (o->plot && sp_sweep_plot(ex, out, err) != 0)
+        return -1;
+    if (failed)
+        return sp_err_set(err, "%zu run%s failed (see the messages above)", failed,
+                          failed == 1 ? "" : "s");
+    return 0;
+}

@@ -1,0 +1,21 @@
+/* helpers.h: suite constructors and shared test helpers. */
+#ifndef SUPERPOSE_TEST_HELPERS_H
+#define SUPERPOSE_TEST_HELPERS_H
+
+#include <check.h>
+
+Suite *make_util_suite(void);
+Suite *make_npy_suite(void);
+Suite *make_store_suite(void);
+Suite *make_figure_suite(void);
+Suite *make_config_suite(void);
+Suite *make_gen_suite(void);
+Suite *make_sae_suite(void);
+Suite *make_metrics_suite(void);
+Suite *make_runner_suite(void);
+
+/* A fresh empty temporary folder (mkdtemp under $TMPDIR or /tmp); the
+ * returned string is static per call site's buffer and must be copied. */
+const char *sp_test_tmpdir(char *buf, size_t len);
+
+#endif
