@@ -166,12 +166,16 @@ static void describe(const sp_opt *o, char *buf, size_t len)
         snprintf(buf, len, "true or false");
         break;
     default: {
-        char tmp[256];
-        snprintf(tmp, sizeof tmp, "%s", o->choices);
-        for (char *c = tmp; *c; c++)
-            if (*c == '|')
-                *c = ',';
-        snprintf(buf, len, "one of: %s", tmp);
+        size_t used = (size_t)snprintf(buf, len, "one of: ");
+        for (const char *c = o->choices; *c && used + 3 < len; c++) {
+            if (*c == '|') {
+                buf[used++] = ',';
+                buf[used++] = ' ';
+            } else {
+                buf[used++] = *c;
+            }
+        }
+        buf[used] = '\0';
     }
     }
 }
@@ -209,7 +213,7 @@ int sp_config_set(sp_run_cfg *cfg, const sp_opt *o, const char *value_in, sp_err
         if (*end != '\0' || errno == ERANGE || !isfinite(v) || v < o->min || v > o->max)
             return BAD();
         if (o->type == SP_OPT_REAL) {
-            *(double *)base = v;
+            *(double *)base = v == 0 ? 0 : v; /* -0 would print "-0": another run key */
         } else {
             if (v != floor(v))
                 return BAD();

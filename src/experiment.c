@@ -101,16 +101,22 @@ static int parse_axis(sp_axis *ax, const char *text, char *msg, size_t msglen)
     if (is_log || is_lin) {
         double a, b, n, base = 10;
         char close[4] = "";
-        int got = sscanf(s + 9, " %lf , %lf , %lf , %lf %1[)]", &a, &b, &n, &base, close);
+        int end = -1;
+        int got = sscanf(s + 9, " %lf , %lf , %lf , %lf %1[)]%n", &a, &b, &n, &base, close, &end);
         if (got < 5) {
             base = 10;
-            close[0] = '\0';
-            got = sscanf(s + 9, " %lf , %lf , %lf %1[)]", &a, &b, &n, close);
+            end = -1;
+            got = sscanf(s + 9, " %lf , %lf , %lf %1[)]%n", &a, &b, &n, close, &end);
             if (got != 4)
                 goto bad_fn;
         } else if (is_lin) {
             goto bad_fn;
         }
+        if (end < 0)
+            goto bad_fn;
+        for (const char *r = s + 9 + end; *r; r++)
+            if (!isspace((unsigned char)*r))
+                goto bad_fn; /* text after the closing parenthesis */
         if (n != floor(n) || n < 1 || n > SP_MAX_AXIS_VALUES || !(base > 0) ||
             !isfinite(a) || !isfinite(b))
             goto bad_fn;
@@ -127,8 +133,15 @@ static int parse_axis(sp_axis *ax, const char *text, char *msg, size_t msglen)
                  SP_MAX_AXIS_VALUES);
         return -1;
     }
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    if (!*s) {
+        snprintf(msg, msglen, "empty list");
+        return -1;
+    }
+    /* Split by hand: strtok would merge ",," and drop a trailing ",". */
+    for (char *tok = buf, *next; tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next)
+            *next++ = '\0';
         if (ax->n == SP_MAX_AXIS_VALUES) {
             snprintf(msg, msglen, "more than %d values", SP_MAX_AXIS_VALUES);
             return -1;
@@ -139,14 +152,11 @@ static int parse_axis(sp_axis *ax, const char *text, char *msg, size_t msglen)
         while (l && isspace((unsigned char)tok[l - 1]))
             tok[--l] = '\0';
         if (!l || l >= sizeof ax->values[0]) {
-            snprintf(msg, msglen, "empty or overlong value in the list");
+            snprintf(msg, msglen, "value %zu of the list is %s", ax->n + 1,
+                     l ? "too long" : "empty");
             return -1;
         }
         snprintf(ax->values[ax->n++], sizeof ax->values[0], "%s", tok);
-    }
-    if (ax->n == 0) {
-        snprintf(msg, msglen, "empty list");
-        return -1;
     }
     return 0;
 }
@@ -193,6 +203,10 @@ static int set_option(loader *L, sp_run_cfg *cfg, const entry *e, const char *se
     if (!o) {
         char keys[600];
         sp_config_keys_of(section, keys, sizeof keys);
+        if (!keys[0]) /* only a preset's "section.key" can name a bad section */
+            FAIL(L, e->line, "[%s] %s: unknown section '%s'; allowed: data, model, train, "
+                             "metrics, or sweep.section.key",
+                 e->section, e->key, section);
         FAIL(L, e->line, "[%s] %s: unknown key '%s' in [%s]; allowed: %s", e->section, e->key,
              key, section, keys);
     }
@@ -232,6 +246,42 @@ static int add_axis(loader *L, const entry *e, const char *name)
     return 0;
 }
 
+/* Names of the sweep axes, comma separated. */
+static void axes_list(const sp_experiment *ex, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (size_t a = 0; a < ex->n_axes; a++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", a ? ", " : "", ex->axes[a].name);
+    if (!ex->n_axes)
+        snprintf(buf, len, "this file sweeps nothing");
+}
+
+/* A cell label format is text with exactly one %[flags][width][.prec]{eEfFgG}
+ * (figure.c checks the same when rendering, which is after the sweep). */
+static int label_format_ok(const char *v)
+{
+    int conversions = 0;
+    for (const char *p = v; *p; p++) {
+        if ((unsigned char)*p < 0x20)
+            return 0;
+        if (*p != '%')
+            continue;
+        if (p[1] == '%') {
+            p++;
+            continue;
+        }
+        p += 1 + strspn(p + 1, "-+ #0");
+        p += strspn(p, "0123456789");
+        if (*p == '.')
+            p += 1 + strspn(p + 1, "0123456789");
+        if (!*p || !strchr("eEfFgG", *p))
+            return 0;
+        conversions++;
+    }
+    return conversions == 1;
+}
+
+/* Pass 4 runs after the presets, so the axes are final here. */
 static int figure_key(loader *L, sp_figspec *f, const entry *e)
 {
     const char *k = e->key, *v = e->value;
@@ -240,6 +290,11 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
             FAIL(L, e->line, "[%s] kind = '%s': allowed: heatmap", e->section, v);
         snprintf(f->kind, sizeof f->kind, "%s", v);
     } else if (!strcmp(k, "x") || !strcmp(k, "y")) {
+        if (sp_experiment_axis(L->ex, v) < 0) {
+            char axes[400];
+            axes_list(L->ex, axes, sizeof axes);
+            FAIL(L, e->line, "[%s] %s = '%s': must be a sweep axis (%s)", e->section, k, v, axes);
+        }
         snprintf(!strcmp(k, "x") ? f->x : f->y, sizeof f->x, "%s", v);
     } else if (!strcmp(k, "metric")) {
         if (!sp_metric_known(v)) {
@@ -256,9 +311,11 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
     } else if (!strcmp(k, "title")) {
         snprintf(f->title, sizeof f->title, "%s", v);
     } else if (!strcmp(k, "format")) {
-        if (!strchr(v, '%') || strlen(v) >= sizeof f->format)
-            FAIL(L, e->line, "[%s] format = '%s': expected a printf format such as %%.2f",
-                 e->section, v);
+        if (!label_format_ok(v) || strlen(v) >= sizeof f->format)
+            FAIL(L, e->line, "[%s] format = '%s': expected one %%e, %%f or %%g conversion "
+                             "(with flags, width, precision) such as %%.2f, at most %zu "
+                             "characters",
+                 e->section, v, sizeof f->format - 1);
         snprintf(f->format, sizeof f->format, "%s", v);
     } else if (!strcmp(k, "cap") || !strcmp(k, "zmin") || !strcmp(k, "zmax")) {
         char *end;
@@ -295,7 +352,7 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
 {
     sp_experiment *ex = L->ex;
     /* Pass 1: known sections, [experiment], which presets exist. */
-    int preset_found = 0;
+    int preset_found = 0, default_line = 0;
     char presets[400] = "";
     for (size_t i = 0; i < n; i++) {
         const entry *e = &es[i];
@@ -312,6 +369,7 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
                 snprintf(ex->reference, sizeof ex->reference, "%s", e->value);
             } else if (!strcmp(e->key, "default_preset")) {
                 snprintf(ex->default_preset, sizeof ex->default_preset, "%s", e->value);
+                default_line = e->line;
             } else {
                 FAIL(L, e->line, "[experiment] unknown key '%s'; allowed: name, description, "
                                  "reference, default_preset",
@@ -334,6 +392,7 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
     }
     if (!ex->name[0])
         return sp_err_set(L->err, "%s: [experiment] name is missing", L->path);
+    int from_default = !preset;
     if (!preset)
         preset = ex->default_preset;
     if (!strcmp(preset, "none"))
@@ -346,8 +405,11 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
             size_t pl = strlen(presets);
             if (pl)
                 presets[pl - 1] = '\0';
-            return sp_err_set(L->err, "%s: no preset '%s' in this file (presets:%s)", L->path,
-                              preset, pl ? presets : " none");
+            if (from_default)
+                FAIL(L, default_line, "[experiment] default_preset = '%s': no such preset (%s%s)",
+                     preset, pl ? "presets:" : "this file defines none", presets);
+            return sp_err_set(L->err, "%s: no preset '%s' in this file (%s%s)", L->path, preset,
+                              pl ? "presets:" : "this file defines none", presets);
         }
     }
     snprintf(ex->preset, sizeof ex->preset, "%s", preset);
@@ -418,18 +480,11 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
         sp_figspec *f = &ex->figs[i];
         if (!f->metric[0])
             FAIL(L, f->line, "[figure.%s] metric is missing", f->name);
-        const char *xy[2] = {f->x, f->y};
-        for (int k = 0; k < 2; k++) {
-            if (sp_experiment_axis(ex, xy[k]) < 0) {
-                char axes[400] = "";
-                for (size_t a = 0; a < ex->n_axes; a++) {
-                    if (a)
-                        strcat(axes, ", ");
-                    strcat(axes, ex->axes[a].name);
-                }
-                FAIL(L, f->line, "[figure.%s] %s = '%s': must be a sweep axis (%s)", f->name,
-                     k ? "y" : "x", xy[k], ex->n_axes ? axes : "this file sweeps nothing");
-            }
+        if (!f->x[0] || !f->y[0]) {
+            char axes[400];
+            axes_list(ex, axes, sizeof axes);
+            FAIL(L, f->line, "[figure.%s] %s is missing: name a sweep axis (%s)", f->name,
+                 f->x[0] ? "y" : "x", axes);
         }
     }
     return 0;
@@ -448,9 +503,12 @@ sp_experiment *sp_experiment_load(const char *path, const char *preset, sp_err *
     ini_max_line = MAX_LINE;
     ini_initial_alloc = MAX_LINE;
     int rc = ini_parse_stream(reader, &c, handler, &c);
+    int read_errno = ferror(f) ? (errno ? errno : EIO) : 0; /* EISDIR: fopen takes folders */
     fclose(f);
     sp_experiment *ex = NULL;
-    if (c.too_long) {
+    if (read_errno) {
+        sp_err_set(err, "%s: cannot read experiment file: %s", path, strerror(read_errno));
+    } else if (c.too_long) {
         sp_err_set(err, "%s:%d: line longer than %d characters", path, c.too_long, MAX_LINE - 3);
     } else if (c.oom || rc == -2) {
         sp_err_set(err, "%s: out of memory", path);

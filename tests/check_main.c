@@ -3,14 +3,22 @@
 #include <stdlib.h>
 
 #include "helpers.h"
+#include "superpose/blas.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    sp_blas_init(argv);
+    sp_blas_set_threads(1);
     Suite *(*suites[])(void) = {
         make_util_suite,
         make_npy_suite,
         make_store_suite,
         make_figure_suite,
+        make_config_suite,
+        make_gen_suite,
+        make_sae_suite,
+        make_metrics_suite,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -96,6 +96,8 @@ static void print_options(FILE *out)
             snprintf(allowed, sizeof allowed, "true|false");
         } else if (o[i].type == SP_OPT_REAL && o[i].max >= 1e299) {
             snprintf(allowed, sizeof allowed, ">= %g", o[i].min);
+        } else if (o[i].type != SP_OPT_REAL) { /* %g would print 1048576 as 1.04858e+06 */
+            snprintf(allowed, sizeof allowed, "%.0f..%.0f", o[i].min, o[i].max);
         } else {
             snprintf(allowed, sizeof allowed, "%g..%g", o[i].min, o[i].max);
         }
@@ -237,9 +239,18 @@ static int cmd_train(int argc, char **argv)
         snprintf(name, sizeof name, "%.*s", (int)(eq - argv[i]), argv[i]);
         const sp_opt *o = sp_config_find(name);
         if (!o) {
-            fprintf(stderr, "superpose: unknown or ambiguous key '%s' (see `superpose help "
-                            "options`)\n",
-                    name);
+            size_t n;
+            const sp_opt *all = sp_config_options(&n);
+            char both[256] = "";
+            for (size_t k = 0; k < n && !strchr(name, '.'); k++)
+                if (!strcmp(all[k].key, name))
+                    snprintf(both + strlen(both), sizeof both - strlen(both), "%s%s.%s",
+                             both[0] ? " or " : "", all[k].section, all[k].key);
+            if (both[0])
+                fprintf(stderr, "superpose: ambiguous key '%s': write %s\n", name, both);
+            else
+                fprintf(stderr, "superpose: unknown key '%s' (see `superpose help options`)\n",
+                        name);
             return 2;
         }
         if (sp_config_set(&cfg, o, eq + 1, &err) != 0) {
