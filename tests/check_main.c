@@ -19,6 +19,7 @@ int main(int argc, char **argv)
         make_gen_suite,
         make_sae_suite,
         make_metrics_suite,
+        make_runner_suite,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

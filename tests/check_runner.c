@@ -1,0 +1,210 @@
+/* check_runner.c: one run end to end (deterministic, artifacts, diverged
+ * runs recorded), and a sweep killed with SIGKILL half way that resumes
+ * with only the missing runs. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "superpose/config.h"
+#include "superpose/npy.h"
+#include "superpose/runner.h"
+#include "superpose/store.h"
+
+static void tiny(sp_run_cfg *c)
+{
+    sp_config_defaults(c);
+    c->data.d = 16;
+    c->data.n = 32;
+    c->batch = 64;
+    c->steps = 200;
+    c->eval_samples = 512;
+    c->penalty.per_latent = 1;
+    c->penalty.coef = 0.3;
+}
+
+START_TEST(test_run_deterministic_with_artifacts)
+{
+    char tmp[256], art[512];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(art, sizeof art, "%s/art", tmp);
+    sp_run_cfg c;
+    tiny(&c);
+    sp_run_result r1, r2;
+    sp_err e;
+    ck_assert_int_eq(sp_run_train(&c, art, NULL, NULL, &r1, &e), 0);
+    ck_assert_int_eq(sp_run_train(&c, NULL, NULL, NULL, &r2, &e), 0);
+    ck_assert_int_eq(r1.diverged, 0);
+    /* same configuration and seeds: the same numbers, bit for bit */
+    for (size_t i = 0; i < sp_n_run_metrics; i++)
+        if (strcmp(sp_run_metric_names[i], "wall_s"))
+            ck_assert_msg(memcmp(&r1.metric[i], &r2.metric[i], sizeof(double)) == 0,
+                          "%s differs: %.17g vs %.17g", sp_run_metric_names[i], r1.metric[i],
+                          r2.metric[i]);
+    ck_assert(r1.metric[0] > 0 && r1.metric[0] <= 1);
+    c.seed = 1;
+    ck_assert_int_eq(sp_run_train(&c, NULL, NULL, NULL, &r2, &e), 0);
+    ck_assert(r1.metric[0] != r2.metric[0]);
+    /* artifacts: decoder m x d with unit rows, truth n x d */
+    char path[600];
+    float *data;
+    size_t rows, cols;
+    snprintf(path, sizeof path, "%s/decoder.npy", art);
+    ck_assert_int_eq(sp_npy_read_f32(path, &data, &rows, &cols, &e), 0);
+    ck_assert_uint_eq(rows, 32);
+    ck_assert_uint_eq(cols, 16);
+    double n2 = 0;
+    for (size_t j = 0; j < cols; j++)
+        n2 += (double)data[j] * data[j];
+    ck_assert_double_eq_tol(n2, 1.0, 1e-5);
+    free(data);
+    snprintf(path, sizeof path, "%s/truth.npy", art);
+    ck_assert_int_eq(sp_npy_read_f32(path, &data, &rows, &cols, &e), 0);
+    ck_assert_uint_eq(rows, 32);
+    free(data);
+    snprintf(path, sizeof path, "%s/encoder.npy", art);
+    ck_assert_int_eq(access(path, R_OK), 0);
+}
+END_TEST
+
+START_TEST(test_diverged_is_recorded)
+{
+    char tmp[256], db[512];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(db, sizeof db, "%s/results.db", tmp);
+    sp_run_cfg c;
+    tiny(&c);
+    c.optim.lr = 1e30; /* Adam steps of 1e30: squares overflow to Inf */
+    sp_run_result r;
+    sp_err e;
+    ck_assert_int_eq(sp_run_train(&c, NULL, NULL, NULL, &r, &e), 0);
+    ck_assert_int_eq(r.diverged, 1);
+    ck_assert(r.metric[7] < (double)c.steps); /* steps_done */
+    ck_assert_int_eq(sp_run_store(db, "t", &c, &r, &e), 0);
+    sp_store *st = sp_store_open(db, &e);
+    sp_run_list l = {0};
+    ck_assert_int_eq(sp_store_list(st, &l, &e), 0);
+    ck_assert_uint_eq(l.n, 1);
+    ck_assert_str_eq(l.runs[0].status, "diverged");
+    ck_assert(isnan(sp_run_metric(&l.runs[0], "mmcs")));
+    sp_run_list_free(&l);
+    sp_store_close(st);
+}
+END_TEST
+
+static int count_runs(const char *db)
+{
+    sp_err e;
+    sp_store *st = sp_store_open(db, &e);
+    if (!st)
+        return -1;
+    sp_run_list l = {0};
+    int n = sp_store_list(st, &l, &e) == 0 ? (int)l.n : -1;
+    sp_run_list_free(&l);
+    sp_store_close(st);
+    return n;
+}
+
+/* `superpose run` killed with SIGKILL after its second finished run, then
+ * rerun: it runs only the missing runs, and the figures are complete. */
+START_TEST(test_sweep_kill_and_resume)
+{
+    char tmp[256], ini[512], out[512], db[600], cmd[2048];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(ini, sizeof ini, "%s/tiny.ini", tmp);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    snprintf(db, sizeof db, "%s/results.db", out);
+    FILE *f = fopen(ini, "w");
+    fprintf(f, "[experiment]\nname = tiny\n[data]\nd = 16\nn = 32\n"
+               "[train]\nbatch = 64\nsteps = 1500\nl1_scale = dict\n[metrics]\neval_samples = 256\n"
+               "[sweep]\ntrain.l1 = 0.1, 1, 10\nmodel.ratio = 0.5, 1\n"
+               "[figure.mmcs]\nx = model.ratio\ny = train.l1\nmetric = mmcs\n"
+               "[figure.next]\nx = model.ratio\ny = train.l1\nmetric = mmcs_next\n");
+    fclose(f);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        close(p[0]);
+        execl(SP_SOURCE_DIR "/build/superpose", "superpose", "run", ini, "--out", out, "--log",
+              "-j", "1", (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    FILE *rd = fdopen(p[0], "r");
+    char line[1024];
+    int finished = 0;
+    while (fgets(line, sizeof line, rd))
+        if (!strncmp(line, "run ", 4) && ++finished == 2)
+            break;
+    ck_assert_int_eq(finished, 2);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    fclose(rd);
+    ck_assert(WIFSIGNALED(status));
+    int stored = count_runs(db);
+    ck_assert_msg(stored >= 2 && stored < 6, "%d runs stored after the kill", stored);
+    /* the killed worker cannot finish behind our back (PR_SET_PDEATHSIG) */
+    nanosleep(&(struct timespec){0, 300000000L}, NULL);
+    ck_assert_int_eq(count_runs(db), stored);
+
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1", SP_SOURCE_DIR "/build/superpose",
+             ini, out);
+    FILE *pp = popen(cmd, "r");
+    char expect[64];
+    snprintf(expect, sizeof expect, "6 runs, %d already stored, %d to run", stored, 6 - stored);
+    int saw = 0, ran = 0;
+    while (fgets(line, sizeof line, pp)) {
+        saw |= strstr(line, expect) != NULL;
+        ran += !strncmp(line, "run ", 4);
+    }
+    ck_assert_int_eq(pclose(pp), 0);
+    ck_assert_msg(saw, "resume did not report '%s'", expect);
+    ck_assert_int_eq(ran, 6 - stored);
+    ck_assert_int_eq(count_runs(db), 6);
+    const char *figs[] = {"mmcs.png", "mmcs.svg", "mmcs.dat", "mmcs.gp", "next.png"};
+    for (size_t i = 0; i < 5; i++) {
+        char path[700];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/figures/%s", out, figs[i]);
+        ck_assert_msg(stat(path, &st) == 0 && st.st_size > 0, "missing %s", path);
+    }
+    /* the data file holds every cell: no "NaN" in the mmcs figure */
+    char path[700];
+    snprintf(path, sizeof path, "%s/figures/mmcs.dat", out);
+    FILE *df = fopen(path, "r");
+    int nan_cells = 0;
+    while (fgets(line, sizeof line, df))
+        if (line[0] != '#')
+            nan_cells += strstr(line, "nan") != NULL || strstr(line, "NaN") != NULL;
+    fclose(df);
+    ck_assert_int_eq(nan_cells, 0);
+    /* a third run has nothing to do */
+    pp = popen(cmd, "r");
+    saw = 0;
+    while (fgets(line, sizeof line, pp))
+        saw |= strstr(line, "6 runs, 6 already stored, 0 to run") != NULL;
+    ck_assert_int_eq(pclose(pp), 0);
+    ck_assert(saw);
+}
+END_TEST
+
+Suite *make_runner_suite(void)
+{
+    Suite *s = suite_create("runner");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_run_deterministic_with_artifacts);
+    tcase_add_test(tc, test_diverged_is_recorded);
+    tcase_add_test(tc, test_sweep_kill_and_resume);
+    suite_add_tcase(s, tc);
+    return s;
+}
