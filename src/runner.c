@@ -307,6 +307,7 @@ static int spawn(const sp_experiment *ex, job *jb, const char *out, sp_err *err)
         close(p[0]);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         worker(ex, jb, out, p[1]);
     }
     close(p[1]);
@@ -430,11 +431,12 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
            jobs_max, jobs_max == 1 ? "" : "s", out);
     fflush(stdout);
 
-    struct sigaction sa = {0}, old_int, old_term;
+    struct sigaction sa = {0}, old_int, old_term, old_hup;
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
     interrupted = 0;
 
     double t0 = sp_now(), last_draw = 0, last_log = t0;
@@ -517,7 +519,7 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
         sp_fmt_duration(el, el_s, sizeof el_s);
         sp_fmt_duration(eta, eta_s, sizeof eta_s);
         if (o->tty && now - last_draw > 0.2) {
-            printf("\r\033[K[%s] %zu/%zu runs done, %zu running | %.1f%% of work | elapsed %s | "
+            printf("\r\033[K[%s] %zu/%zu runs done, %zu running | %.2f%% of work | elapsed %s | "
                    "ETA %s",
                    ex->name, done, n_todo, running, 100.0 * wd / (work_total > 0 ? work_total : 1),
                    el_s, eta_s);
@@ -541,6 +543,7 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     if (o->tty)
         printf("\r\033[K");
     char el_s[32];
