@@ -273,6 +273,10 @@ static int cmd_train(int argc, char **argv)
         snprintf(art, sizeof art, "%s/artifacts/%s", out, key);
         snprintf(db, sizeof db, "%s/results.db", out);
     }
+    /* BLAS threads only pay for large models; small GEMMs lose time to them */
+    double gemm = (double)sp_config_latents(&cfg) * cfg.data.d * cfg.batch;
+    if (gemm < 256.0 * 1024 * 1024)
+        sp_blas_set_threads(1);
     printf("run %s: d=%d n=%d latents=%zu l1=%g steps=%ld batch=%d\n", key, cfg.data.d,
            cfg.data.n, sp_config_latents(&cfg), cfg.penalty.coef, cfg.steps, cfg.batch);
     fflush(stdout);
