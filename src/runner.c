@@ -380,8 +380,9 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
 {
     char out[1024], db[1100];
     sp_sweep_out_dir(ex, o->out_dir, out, sizeof out);
-    if (sp_mkdirs(out, err) != 0)
-        return -1;
+    sp_err inner;
+    if (sp_mkdirs(out, &inner) != 0)
+        return sp_err_set(err, "output folder '%s' cannot be used: %s", out, inner.msg);
     snprintf(db, sizeof db, "%s/results.db", out);
     if (access(out, W_OK) != 0)
         return sp_err_set(err, "output folder '%s' is not writable: %s", out, strerror(errno));
