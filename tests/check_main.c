@@ -12,6 +12,7 @@ int main(int argc, char **argv)
     sp_blas_set_threads(1);
     Suite *(*suites[])(void) = {
         make_util_suite,
+        make_blas_suite,
         make_npy_suite,
         make_store_suite,
         make_figure_suite,

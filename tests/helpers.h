@@ -5,6 +5,7 @@
 #include <check.h>
 
 Suite *make_util_suite(void);
+Suite *make_blas_suite(void);
 Suite *make_npy_suite(void);
 Suite *make_store_suite(void);
 Suite *make_figure_suite(void);
