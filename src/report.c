@@ -166,8 +166,8 @@ static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char
     };
     int rc = sp_figure_heatmap(figdir, &h, err);
     if (rc == 0)
-        printf("figure %s/%s.png (%zu x %zu cells%s)\n", figdir, f->name, nx, ny,
-               missing ? ", some runs missing" : "");
+        printf("figure %s/%s.png (%zu x %zu cells, %zu of %zu runs stored)\n", figdir, f->name,
+               nx, ny, total - missing, total);
     free(sum);
     free(z);
     free(cnt);
