@@ -197,6 +197,15 @@ START_TEST(test_adam_by_hand)
     g = -1;
     sp_optim_step(o);
     ck_assert_double_eq_tol(w, 0.873366, 2e-6);
+    /* after a reset the moments are zero: a gradient of 2 moves w by
+     * lr * mhat / sqrt(vhat) with the bias corrections of step 3:
+     * m = 0.2, v = 0.004, mhat = 0.2 / 0.271, vhat = 0.004 / 0.002997 */
+    sp_optim_reset(o, 0, 0, 1);
+    g = 2;
+    float before = w;
+    sp_optim_step(o);
+    double mhat = 0.2 / (1 - 0.729), vhat = 0.004 / (1 - 0.997002999);
+    ck_assert_double_eq_tol(before - w, 0.1 * mhat / (sqrt(vhat) + 1e-8), 2e-6);
     sp_optim_free(o);
     /* AdamW: decoupled decay subtracts lr * wd * w */
     w = 1, g = 0;

@@ -40,6 +40,8 @@ typedef struct {
     float *val;      /* cap */
 } sp_codes;
 
+/* cap is the number of (index, value) pairs kept per batch; a batch with
+ * more active features keeps the first cap (cap = max_rows * n keeps all). */
 sp_codes *sp_codes_alloc(size_t max_rows, size_t cap);
 void sp_codes_free(sp_codes *c);
 
