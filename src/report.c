@@ -44,12 +44,13 @@ static gsl_matrix_float *load_decoder(const char *out, const char *key)
 {
     char path[1300];
     snprintf(path, sizeof path, "%s/artifacts/%s/decoder.npy", out, key);
-    float *data;
-    size_t r, c;
+    float *data = NULL;
+    size_t r = 0, c = 0;
     sp_err e;
-    if (sp_npy_read_f32(path, &data, &r, &c, &e) != 0 || c == 0) {
-        if (c == 0)
-            free(data);
+    if (sp_npy_read_f32(path, &data, &r, &c, &e) != 0)
+        return NULL;
+    if (c == 0) { /* a 1-D array is not a dictionary */
+        free(data);
         return NULL;
     }
     gsl_matrix_float *m = gsl_matrix_float_alloc(r, c);
