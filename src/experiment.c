@@ -2,6 +2,7 @@
  * The INI syntax is read by libinih (Debian's libinih-dev); this file
  * gives it a line-counting reader so that every key knows its line. */
 #include "superpose/experiment.h"
+#include "superpose/figure.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -256,31 +257,6 @@ static void axes_list(const sp_experiment *ex, char *buf, size_t len)
         snprintf(buf, len, "this file sweeps nothing");
 }
 
-/* A cell label format is text with exactly one %[flags][width][.prec]{eEfFgG}
- * (figure.c checks the same when rendering, which is after the sweep). */
-static int label_format_ok(const char *v)
-{
-    int conversions = 0;
-    for (const char *p = v; *p; p++) {
-        if ((unsigned char)*p < 0x20)
-            return 0;
-        if (*p != '%')
-            continue;
-        if (p[1] == '%') {
-            p++;
-            continue;
-        }
-        p += 1 + strspn(p + 1, "-+ #0");
-        p += strspn(p, "0123456789");
-        if (*p == '.')
-            p += 1 + strspn(p + 1, "0123456789");
-        if (!*p || !strchr("eEfFgG", *p))
-            return 0;
-        conversions++;
-    }
-    return conversions == 1;
-}
-
 /* Pass 4 runs after the presets, so the axes are final here. */
 static int figure_key(loader *L, sp_figspec *f, const entry *e)
 {
@@ -311,7 +287,7 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
     } else if (!strcmp(k, "title")) {
         snprintf(f->title, sizeof f->title, "%s", v);
     } else if (!strcmp(k, "format")) {
-        if (!label_format_ok(v) || strlen(v) >= sizeof f->format)
+        if (sp_figure_check_label_fmt(v, NULL) != 0 || strlen(v) >= sizeof f->format)
             FAIL(L, e->line, "[%s] format = '%s': expected one %%e, %%f or %%g conversion "
                              "(with flags, width, precision) such as %%.2f, at most %zu "
                              "characters",

@@ -634,7 +634,7 @@ int sp_figure_render(const char *dir, const char *name, sp_err *err)
 /* The cell label format must be one floating-point conversion
  * (%[flags][width][.prec]{e,E,f,F,g,G}) plus literal text and %%: both C
  * and gnuplot's sprintf accept that, and nothing else reaches printf. */
-static int check_label_fmt(const char *fmt, sp_err *err)
+int sp_figure_check_label_fmt(const char *fmt, sp_err *err)
 {
     int conversions = 0;
     for (const char *p = fmt; *p; p++) {
@@ -777,7 +777,7 @@ static int check_heatmap(const sp_heatmap *h, sp_err *err)
     for (size_t i = 0; h->ytics && i < h->ny; i++)
         if (!h->ytics[i])
             return sp_err_set(err, "heatmap '%s': y tic label %zu is NULL", h->name, i);
-    if (h->label_fmt && check_label_fmt(h->label_fmt, err) != 0)
+    if (h->label_fmt && sp_figure_check_label_fmt(h->label_fmt, err) != 0)
         return -1;
     if (!isnan(h->zmin) && !isnan(h->zmax) && !(h->zmin < h->zmax))
         return sp_err_set(err, "heatmap '%s': zmin (%g) must be below zmax (%g)", h->name,

@@ -35,6 +35,11 @@ typedef struct {
  * failing: the message quotes gnuplot's first error line). */
 int sp_figure_heatmap(const char *dir, const sp_heatmap *h, sp_err *err);
 
+/* Checks a cell-label format: text with exactly one %e, %f or %g
+ * conversion (flags, width, precision allowed), no control characters.
+ * 0, or -1 with err. */
+int sp_figure_check_label_fmt(const char *fmt, sp_err *err);
+
 /* Re-runs gnuplot on an existing dir/NAME.gp. */
 int sp_figure_render(const char *dir, const char *name, sp_err *err);
 
