@@ -100,6 +100,23 @@ const sp_opt *sp_config_find(const char *name)
     return found;
 }
 
+const sp_opt *sp_config_lookup(const char *name, sp_err *err)
+{
+    const sp_opt *o = sp_config_find(name);
+    if (o)
+        return o;
+    char both[256] = "";
+    for (size_t i = 0; i < N_OPTIONS && !strchr(name, '.'); i++)
+        if (!strcmp(options[i].key, name))
+            snprintf(both + strlen(both), sizeof both - strlen(both), "%s%s.%s",
+                     both[0] ? " or " : "", options[i].section, options[i].key);
+    if (both[0])
+        sp_err_set(err, "ambiguous key '%s': write %s", name, both);
+    else
+        sp_err_set(err, "unknown key '%s' (see `superpose help options`)", name);
+    return NULL;
+}
+
 void sp_config_keys_of(const char *section, char *buf, size_t len)
 {
     size_t used = 0;

@@ -52,6 +52,9 @@ typedef struct {
 const sp_opt *sp_config_options(size_t *n);
 /* Finds "section.key", or a bare key that is unique across sections. */
 const sp_opt *sp_config_find(const char *name);
+/* As sp_config_find, but on failure says whether the name is unknown or
+ * a bare key of several sections. */
+const sp_opt *sp_config_lookup(const char *name, sp_err *err);
 /* Finds key within section. */
 const sp_opt *sp_config_find_in(const char *section, const char *key);
 

@@ -237,20 +237,9 @@ static int cmd_train(int argc, char **argv)
         }
         char name[96];
         snprintf(name, sizeof name, "%.*s", (int)(eq - argv[i]), argv[i]);
-        const sp_opt *o = sp_config_find(name);
+        const sp_opt *o = sp_config_lookup(name, &err);
         if (!o) {
-            size_t n;
-            const sp_opt *all = sp_config_options(&n);
-            char both[256] = "";
-            for (size_t k = 0; k < n && !strchr(name, '.'); k++)
-                if (!strcmp(all[k].key, name))
-                    snprintf(both + strlen(both), sizeof both - strlen(both), "%s%s.%s",
-                             both[0] ? " or " : "", all[k].section, all[k].key);
-            if (both[0])
-                fprintf(stderr, "superpose: ambiguous key '%s': write %s\n", name, both);
-            else
-                fprintf(stderr, "superpose: unknown key '%s' (see `superpose help options`)\n",
-                        name);
+            fprintf(stderr, "superpose: %s\n", err.msg);
             return 2;
         }
         if (sp_config_set(&cfg, o, eq + 1, &err) != 0) {
