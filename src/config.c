@@ -13,21 +13,87 @@
 #define BIG 1e300
 
 static const sp_opt options[] = {
-    {"data", "generator", SP_OPT_NAME, OFF(data.generator), "sharkey", 0, 0, "sharkey",
-     "ground-truth generator"},
-    {"data", "d", SP_OPT_INT, OFF(data.d), "256", 1, 65536, NULL, "input dimension d"},
+    {"data", "generator", SP_OPT_NAME, OFF(data.generator), "sharkey", 0, 0,
+     "sharkey|features|tree|tms",
+     "ground truth: sharkey (Sharkey et al. 2022), features (a firing law), tree "
+     "([feature.NAME] sections), tms (hidden activations of a Toy Model of Superposition)"},
+    {"data", "d", SP_OPT_INT, OFF(data.d), "256", 1, 65536, NULL,
+     "input dimension d (tms: hidden dimension m)"},
     {"data", "n", SP_OPT_INT, OFF(data.n), "512", 1, 1048576, NULL,
-     "number of ground-truth features (G)"},
+     "number of ground-truth features (G); a tree sets it"},
+    {"data", "geometry", SP_OPT_NAME, OFF(data.geometry), "gaussian", 0, 0,
+     "gaussian|orthonormal|coherent|file",
+     "truth directions: N(0,I) normalised, orthonormal (QR, n <= d), coherent (max |cos| <= "
+     "data.coherence), file (data.directions)"},
+    {"data", "coherence", SP_OPT_REAL, OFF(data.coherence), "0.2", 0, 0.999999, NULL,
+     "geometry = coherent: the largest |cos| allowed between truth directions"},
+    {"data", "directions", SP_OPT_TEXT, OFF(data.directions), "", 0, 0, NULL,
+     "geometry = file: an n x d float32 .npy of directions (rows normalised)"},
+    {"data", "firing", SP_OPT_NAME, OFF(data.firing), "constant", 0, 0,
+     "constant|decay|zipf|list",
+     "features/tms firing law: p_i = p, c lambda^i, c (i+1)^-zipf (sum k), or data.probs"},
+    {"data", "p", SP_OPT_REAL, OFF(data.p), "0.05", 0, 1, NULL,
+     "firing = constant: probability of each feature (tms: 1 - S)"},
     {"data", "k", SP_OPT_REAL, OFF(data.k), "5", 1e-9, BIG, NULL,
-     "mean number of active features per sample"},
+     "sharkey, decay, zipf: mean number of active features per sample"},
     {"data", "decay", SP_OPT_REAL, OFF(data.decay), "0.99", 1e-9, 1, NULL,
      "lambda: feature i fires in proportion to lambda^i"},
-    {"data", "correlated", SP_OPT_BOOL, OFF(data.correlated), "false", 0, 1, NULL,
-     "correlated firing through a Gaussian copula"},
+    {"data", "zipf", SP_OPT_REAL, OFF(data.zipf), "1", 0, 100, NULL,
+     "firing = zipf: exponent s of p_i proportional to (i+1)^-s"},
+    {"data", "probs", SP_OPT_TEXT, OFF(data.probs), "", 0, 0, NULL,
+     "firing = list: the n firing probabilities, comma separated"},
+    {"data", "correlation", SP_OPT_NAME, OFF(data.correlation), "none", 0, 0,
+     "none|copula|lowrank",
+     "correlated firing by a Gaussian copula: a random full-rank correlation (copula) or "
+     "F F^T + (1 - rho) I of rank data.rank (lowrank)"},
+    {"data", "rank", SP_OPT_INT, OFF(data.rank), "4", 1, 1048576, NULL,
+     "correlation = lowrank: number of factors"},
+    {"data", "rho", SP_OPT_REAL, OFF(data.rho), "0.5", 0, 0.999999, NULL,
+     "correlation = lowrank: share of each feature's variance in the factors"},
+    {"data", "exclusive", SP_OPT_INT, OFF(data.exclusive), "0", 0, 1048576, NULL,
+     "features: groups of this many consecutive features, at most one active per group "
+     "(0 = none)"},
+    {"data", "magnitude", SP_OPT_NAME, OFF(data.mag.law), "uniform", 0, 0,
+     "constant|uniform|exponential|folded_normal",
+     "magnitude law of active features: mag_mean, U[mag_min, mag_max), exponential(mean), "
+     "|N(mag_mean, mag_std^2)|"},
+    {"data", "mag_min", SP_OPT_REAL, OFF(data.mag.min), "0", 0, BIG, NULL,
+     "magnitude = uniform: lower end"},
+    {"data", "mag_max", SP_OPT_REAL, OFF(data.mag.max), "1", 0, BIG, NULL,
+     "magnitude = uniform: upper end"},
+    {"data", "mag_mean", SP_OPT_REAL, OFF(data.mag.mean), "1", -BIG, BIG, NULL,
+     "magnitude = constant (the value), exponential (mean), folded_normal (mean before "
+     "folding)"},
+    {"data", "mag_std", SP_OPT_REAL, OFF(data.mag.std), "1", 0, BIG, NULL,
+     "magnitude = folded_normal: std before folding"},
+    {"data", "scales", SP_OPT_TEXT, OFF(data.scales), "", 0, 0, NULL,
+     "per-feature scale multiplying the magnitudes, n values comma separated"},
+    {"data", "scale_jitter", SP_OPT_REAL, OFF(data.scale_jitter), "0", 0, 0.999999, NULL,
+     "per-feature scale 1 + jitter N(0,1), drawn with the truth (Bussmann et al. 2025)"},
+    {"data", "continuous", SP_OPT_INT, OFF(data.continuous), "0", 0, 65536, NULL,
+     "continuous features: each moves on a sphere in its own continuous_dim-D subspace"},
+    {"data", "continuous_dim", SP_OPT_INT, OFF(data.continuous_dim), "2", 2, 1024, NULL,
+     "dimension of a continuous feature's subspace (2: a circle)"},
+    {"data", "continuous_p", SP_OPT_REAL, OFF(data.continuous_p), "0.1", 0, 1, NULL,
+     "firing probability of each continuous feature"},
     {"data", "noise", SP_OPT_REAL, OFF(data.noise), "0", 0, BIG, NULL,
-     "std of Gaussian noise added to every input"},
+     "std of isotropic Gaussian noise added to every input"},
+    {"data", "background", SP_OPT_REAL, OFF(data.background), "0", 0, BIG, NULL,
+     "dense background: every feature adds U[0, background) times its direction"},
+    {"data", "dataset", SP_OPT_LONG, OFF(data.dataset), "0", 0, 1e9, NULL,
+     "samples of a fixed dataset drawn once (0: fresh samples every step)"},
+    {"data", "holdout", SP_OPT_REAL, OFF(data.holdout), "0.1", 0, 0.99, NULL,
+     "share of the fixed dataset kept for evaluation"},
+    {"data", "importance", SP_OPT_REAL, OFF(data.importance), "1", 1e-9, 1, NULL,
+     "tms: importance I_i = importance^i"},
+    {"data", "tms_steps", SP_OPT_LONG, OFF(data.tms_steps), "10000", 1, 1e9, NULL,
+     "tms: AdamW steps training the toy model"},
+    {"data", "tms_batch", SP_OPT_INT, OFF(data.tms_batch), "1024", 1, 1 << 20, NULL,
+     "tms: batch size training the toy model"},
+    {"data", "tms_lr", SP_OPT_REAL, OFF(data.tms_lr), "0.001", 1e-12, BIG, NULL,
+     "tms: learning rate training the toy model"},
     {"data", "seed", SP_OPT_LONG, OFF(data.seed), "0", 0, 2147483647, NULL,
-     "seed of the truth (feature directions, correlation)"},
+     "seed of the truth (directions, correlation, dataset, toy model)"},
     {"model", "arch", SP_OPT_NAME, OFF(model.arch), "relu", 0, 0, "relu",
      "SAE architecture"},
     {"model", "ratio", SP_OPT_REAL, OFF(model.ratio), "1", 1e-9, 1024, NULL,
@@ -59,6 +125,8 @@ static const sp_opt options[] = {
     {"train", "steps", SP_OPT_LONG, OFF(steps), "20000", 1, 1e12, NULL, "training steps"},
     {"train", "seed", SP_OPT_LONG, OFF(seed), "0", 0, 2147483647, NULL,
      "seed of initialisation and data stream"},
+    {"train", "learner", SP_OPT_NAME, OFF(learner), "sae", 0, 0, "sae|none",
+     "what a run trains: sae, or none (only the data's statistics are measured)"},
     {"metrics", "eval_samples", SP_OPT_LONG, OFF(eval_samples), "8192", 1, 1e9, NULL,
      "fresh samples for dead latents, L0, MSE and FVE"},
 };
@@ -182,6 +250,9 @@ static void describe(const sp_opt *o, char *buf, size_t len)
     case SP_OPT_BOOL:
         snprintf(buf, len, "true or false");
         break;
+    case SP_OPT_TEXT:
+        snprintf(buf, len, "text of at most 255 characters");
+        break;
     default: {
         size_t used = (size_t)snprintf(buf, len, "one of: ");
         for (const char *c = o->choices; *c && used + 3 < len; c++) {
@@ -218,6 +289,12 @@ int sp_config_set(sp_run_cfg *cfg, const sp_opt *o, const char *value_in, sp_err
     char *base = (char *)cfg + o->offset;
     describe(o, allowed, sizeof allowed);
 #define BAD() sp_err_set(err, "%s.%s = '%s': must be %s", o->section, o->key, value, allowed)
+    if (o->type == SP_OPT_TEXT) {
+        if (strlen(value_in) > 255 || strpbrk(value, "\n\r"))
+            return BAD();
+        snprintf(base, 256, "%s", value);
+        return 0;
+    }
     if (value[0] == '\0')
         return BAD();
     switch (o->type) {
@@ -264,6 +341,8 @@ int sp_config_set(sp_run_cfg *cfg, const sp_opt *o, const char *value_in, sp_err
         *(int *)base = idx;
         return 0;
     }
+    case SP_OPT_TEXT:
+        break; /* handled above */
     }
 #undef BAD
     return sp_err_set(err, "%s.%s: internal error (type)", o->section, o->key);
@@ -296,6 +375,7 @@ void sp_config_format(const sp_run_cfg *cfg, const sp_opt *o, char *buf, size_t 
         snprintf(buf, len, "%s", *(const int *)base ? "true" : "false");
         break;
     case SP_OPT_NAME:
+    case SP_OPT_TEXT:
         snprintf(buf, len, "%s", base);
         break;
     case SP_OPT_CHOICE:
@@ -311,7 +391,7 @@ char *sp_config_canonical(const sp_run_cfg *cfg)
     if (!out)
         return NULL;
     for (size_t i = 0; i < N_OPTIONS; i++) {
-        char val[128];
+        char val[300];
         sp_config_format(cfg, &options[i], val, sizeof val);
         size_t need = strlen(options[i].section) + strlen(options[i].key) + strlen(val) + 4;
         if (used + need >= cap) {
@@ -325,6 +405,28 @@ char *sp_config_canonical(const sp_run_cfg *cfg)
         }
         used += (size_t)sprintf(out + used, "%s.%s=%s\n", options[i].section,
                                 options[i].key, val);
+    }
+    /* the tree: one line per node, in file order (the line number is not
+     * part of the meaning) */
+    for (int i = 0; i < cfg->data.n_nodes && !strcmp(cfg->data.generator, "tree"); i++) {
+        const sp_tree_node *nd = &cfg->data.nodes[i];
+        char line[512];
+        int w = snprintf(line, sizeof line,
+                         "data.node.%s=parent:%s p:%.17g exclusive:%d readout:%d count:%d "
+                         "magnitude:%s min:%.17g max:%.17g mean:%.17g std:%.17g\n",
+                         nd->name, nd->parent, nd->p, nd->exclusive, nd->readout, nd->count,
+                         nd->mag.law, nd->mag.min, nd->mag.max, nd->mag.mean, nd->mag.std);
+        if (used + (size_t)w + 1 >= cap) {
+            cap = 2 * cap + (size_t)w;
+            char *n = realloc(out, cap);
+            if (!n) {
+                free(out);
+                return NULL;
+            }
+            out = n;
+        }
+        memcpy(out + used, line, (size_t)w + 1);
+        used += (size_t)w;
     }
     return out;
 }
@@ -345,18 +447,24 @@ size_t sp_config_latents(const sp_run_cfg *cfg)
 double sp_config_cost(const sp_run_cfg *cfg)
 {
     double m = (double)sp_config_latents(cfg), d = cfg->data.d, n = cfg->data.n;
-    double per_sample = 10.0 * m * d           /* five GEMMs of 2 m d per sample */
-                        + 20.0 * n             /* generator: draws per feature */
-                        + (cfg->data.correlated ? 2.0 * n * n : 0);
-    return per_sample * (double)cfg->batch * (double)cfg->steps +
+    int corr = strcmp(cfg->data.correlation, "none") != 0;
+    int tms = !strcmp(cfg->data.generator, "tms");
+    double gen = 20.0 * n + (corr ? 2.0 * n * n : 0) + 4.0 * n * d * (cfg->data.background > 0);
+    /* the toy model: three GEMMs of 2 n d per sample, trained once per run */
+    double tms_cost = tms ? 6.0 * n * d * (double)cfg->data.tms_batch * (double)cfg->data.tms_steps
+                          : 0;
+    if (!strcmp(cfg->learner, "none"))
+        return tms_cost + gen * (double)cfg->eval_samples;
+    double per_sample = 10.0 * m * d /* five GEMMs of 2 m d per sample */ + gen;
+    return tms_cost + per_sample * (double)cfg->batch * (double)cfg->steps +
            2.0 * m * d * (double)cfg->eval_samples;
 }
 
 int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
 {
-    const char *bad = sp_gen_check(&cfg->data);
-    if (!bad)
-        bad = sp_sae_check(&cfg->model);
+    if (sp_gen_check(&cfg->data, NULL, err) != 0)
+        return -1;
+    const char *bad = sp_sae_check(&cfg->model);
     if (!bad)
         bad = sp_penalty_check(&cfg->penalty);
     if (!bad)
@@ -367,7 +475,10 @@ int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
     double B = cfg->batch;
     /* parameters, gradients, Adam state, workspace, truth, generator scratch */
     double bytes = 4.0 * (6.0 * m * d + 4.0 * m + 2.0 * B * (m + d) + n * d + B * n) +
-                   (cfg->data.correlated ? 8.0 * 3.0 * n * n + 4.0 * (n * n + 2 * B * n) : 0);
+                   (strcmp(cfg->data.correlation, "none") ? 8.0 * 3.0 * n * n +
+                                                                4.0 * (n * n + 2 * B * n)
+                                                          : 0) +
+                   4.0 * (double)cfg->data.dataset * (d + 2.0 * cfg->data.k);
     if (bytes > 16.0 * 1024 * 1024 * 1024)
         return sp_err_set(err,
                           "this run needs about %.1f GiB (m = %.0f latents, d = %.0f, "

@@ -14,7 +14,8 @@
 #include <ini.h>
 
 const char *const sp_run_metric_names[] = {"mmcs", "mmcs_rev", "dead", "l0", "mse",
-                                           "fve", "loss", "steps_done", "wall_s"};
+                                           "fve", "loss", "steps_done", "wall_s",
+                                           "l0_true", "max_cos", "dstar"};
 const size_t sp_n_run_metrics = sizeof sp_run_metric_names / sizeof sp_run_metric_names[0];
 
 int sp_metric_known(const char *name)
@@ -262,16 +263,20 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
 {
     const char *k = e->key, *v = e->value;
     if (!strcmp(k, "kind")) {
-        if (strcmp(v, "heatmap"))
-            FAIL(L, e->line, "[%s] kind = '%s': allowed: heatmap", e->section, v);
+        if (strcmp(v, "heatmap") && strcmp(v, "lines") && strcmp(v, "columns") &&
+            strcmp(v, "dims") && strcmp(v, "rates") && strcmp(v, "cofiring"))
+            FAIL(L, e->line, "[%s] kind = '%s': allowed: heatmap, lines, columns, dims, rates, "
+                             "cofiring",
+                 e->section, v);
         snprintf(f->kind, sizeof f->kind, "%s", v);
-    } else if (!strcmp(k, "x") || !strcmp(k, "y")) {
+    } else if (!strcmp(k, "x") || !strcmp(k, "y") || !strcmp(k, "series")) {
         if (sp_experiment_axis(L->ex, v) < 0) {
             char axes[400];
             axes_list(L->ex, axes, sizeof axes);
             FAIL(L, e->line, "[%s] %s = '%s': must be a sweep axis (%s)", e->section, k, v, axes);
         }
-        snprintf(!strcmp(k, "x") ? f->x : f->y, sizeof f->x, "%s", v);
+        snprintf(!strcmp(k, "x") ? f->x : !strcmp(k, "y") ? f->y : f->series, sizeof f->x, "%s",
+                 v);
     } else if (!strcmp(k, "metric")) {
         if (!sp_metric_known(v)) {
             char list[400] = "";
@@ -284,8 +289,9 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
                  list);
         }
         snprintf(f->metric, sizeof f->metric, "%s", v);
-    } else if (!strcmp(k, "title")) {
-        snprintf(f->title, sizeof f->title, "%s", v);
+    } else if (!strcmp(k, "title") || !strcmp(k, "xlabel") || !strcmp(k, "ylabel")) {
+        char *dst = !strcmp(k, "title") ? f->title : !strcmp(k, "xlabel") ? f->xlabel : f->ylabel;
+        snprintf(dst, !strcmp(k, "title") ? sizeof f->title : sizeof f->xlabel, "%s", v);
     } else if (!strcmp(k, "format")) {
         if (sp_figure_check_label_fmt(v, NULL) != 0 || strlen(v) >= sizeof f->format)
             FAIL(L, e->line, "[%s] format = '%s': expected one %%e, %%f or %%g conversion "
@@ -293,17 +299,156 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
                              "characters",
                  e->section, v, sizeof f->format - 1);
         snprintf(f->format, sizeof f->format, "%s", v);
-    } else if (!strcmp(k, "cap") || !strcmp(k, "zmin") || !strcmp(k, "zmax")) {
+    } else if (!strcmp(k, "logx") || !strcmp(k, "logy")) {
+        int b = !strcmp(v, "true") || !strcmp(v, "yes") ? 1
+                : !strcmp(v, "false") || !strcmp(v, "no") ? 0
+                                                           : -1;
+        if (b < 0)
+            FAIL(L, e->line, "[%s] %s = '%s': must be true or false", e->section, k, v);
+        *(!strcmp(k, "logx") ? &f->logx : &f->logy) = b;
+    } else if (!strcmp(k, "xtransform")) {
+        if (strcmp(v, "none") && strcmp(v, "inverse"))
+            FAIL(L, e->line, "[%s] xtransform = '%s': allowed: none, inverse (plot 1/x)",
+                 e->section, v);
+        f->xinverse = !strcmp(v, "inverse");
+    } else if (!strcmp(k, "cap") || !strcmp(k, "zmin") || !strcmp(k, "zmax") ||
+               !strcmp(k, "ymin") || !strcmp(k, "ymax")) {
         char *end;
         double d = strtod(v, &end);
         if (end == v || *end || !isfinite(d))
             FAIL(L, e->line, "[%s] %s = '%s': must be a number", e->section, k, v);
-        *(!strcmp(k, "cap") ? &f->cap : !strcmp(k, "zmin") ? &f->zmin : &f->zmax) = d;
+        *(!strcmp(k, "cap")    ? &f->cap
+          : !strcmp(k, "zmin") ? &f->zmin
+          : !strcmp(k, "zmax") ? &f->zmax
+          : !strcmp(k, "ymin") ? &f->ymin
+                               : &f->ymax) = d;
     } else {
-        FAIL(L, e->line, "[%s] unknown key '%s'; allowed: kind, x, y, metric, title, format, "
-                         "cap, zmin, zmax",
+        FAIL(L, e->line, "[%s] unknown key '%s'; allowed: kind, x, y, series, metric, title, "
+                         "xlabel, ylabel, format, cap, zmin, zmax, ymin, ymax, logx, logy, "
+                         "xtransform",
              e->section, k);
     }
+    return 0;
+}
+
+/* [feature.NAME] sections: the nodes of a feature tree (gen.h). */
+static int feature_key(loader *L, sp_tree_node *nd, const entry *e)
+{
+    const char *k = e->key, *v = e->value;
+    char *end;
+    if (!strcmp(k, "parent")) {
+        if (strlen(v) >= sizeof nd->parent || (*v && !valid_name(v)))
+            FAIL(L, e->line, "[%s] parent = '%s': the name of another [feature.NAME] section",
+                 e->section, v);
+        snprintf(nd->parent, sizeof nd->parent, "%s", v);
+    } else if (!strcmp(k, "p") || !strcmp(k, "mag_min") || !strcmp(k, "mag_max") ||
+               !strcmp(k, "mag_mean") || !strcmp(k, "mag_std")) {
+        double d = strtod(v, &end);
+        if (end == v || *end || !isfinite(d))
+            FAIL(L, e->line, "[%s] %s = '%s': must be a number", e->section, k, v);
+        if (!strcmp(k, "p") && !(d >= 0 && d <= 1))
+            FAIL(L, e->line, "[%s] p = '%s': a probability must be in [0, 1]", e->section, v);
+        *(!strcmp(k, "p")          ? &nd->p
+          : !strcmp(k, "mag_min")  ? &nd->mag.min
+          : !strcmp(k, "mag_max")  ? &nd->mag.max
+          : !strcmp(k, "mag_mean") ? &nd->mag.mean
+                                   : &nd->mag.std) = d;
+    } else if (!strcmp(k, "exclusive") || !strcmp(k, "readout")) {
+        int b = !strcmp(v, "true") || !strcmp(v, "yes") ? 1
+                : !strcmp(v, "false") || !strcmp(v, "no") ? 0
+                                                           : -1;
+        if (b < 0)
+            FAIL(L, e->line, "[%s] %s = '%s': must be true or false", e->section, k, v);
+        *(!strcmp(k, "exclusive") ? &nd->exclusive : &nd->readout) = b;
+    } else if (!strcmp(k, "count")) {
+        long c = strtol(v, &end, 10);
+        if (end == v || *end || c < 1 || c > 1048576)
+            FAIL(L, e->line, "[%s] count = '%s': an integer in [1, 1048576]", e->section, v);
+        nd->count = (int)c;
+    } else if (!strcmp(k, "magnitude")) {
+        if (strcmp(v, "constant") && strcmp(v, "uniform") && strcmp(v, "exponential") &&
+            strcmp(v, "folded_normal"))
+            FAIL(L, e->line, "[%s] magnitude = '%s': unknown law; allowed: constant, uniform, "
+                             "exponential, folded_normal",
+                 e->section, v);
+        snprintf(nd->mag.law, sizeof nd->mag.law, "%s", v);
+    } else {
+        FAIL(L, e->line, "[%s] unknown key '%s'; allowed: parent, p, exclusive, readout, count, "
+                         "magnitude, mag_min, mag_max, mag_mean, mag_std",
+             e->section, k);
+    }
+    return 0;
+}
+
+/* Builds data.nodes from the [feature.NAME] sections and checks the tree,
+ * naming the file and line of the node at fault. */
+static int load_tree(loader *L, const entry *es, size_t n)
+{
+    sp_gen_cfg *d = &L->ex->base.data;
+    d->n_nodes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const entry *e = &es[i];
+        if (!starts_with(e->section, "feature."))
+            continue;
+        const char *name = e->section + 8;
+        sp_tree_node *nd = NULL;
+        for (int j = 0; j < d->n_nodes; j++)
+            if (!strcmp(d->nodes[j].name, name))
+                nd = &d->nodes[j];
+        if (!nd) {
+            if (d->n_nodes == SP_TREE_MAX)
+                FAIL(L, e->line, "[%s]: at most %d feature sections", e->section, SP_TREE_MAX);
+            if (strlen(name) >= sizeof nd->name)
+                FAIL(L, e->line, "[%s]: feature names have at most %zu characters", e->section,
+                     sizeof nd->name - 1);
+            nd = &d->nodes[d->n_nodes++];
+            memset(nd, 0, sizeof *nd);
+            snprintf(nd->name, sizeof nd->name, "%s", name);
+            nd->p = NAN;
+            nd->readout = 1;
+            nd->count = 1;
+            nd->mag.min = 0;
+            nd->mag.max = 1;
+            nd->mag.mean = 1;
+            nd->mag.std = 1;
+            nd->line = e->line;
+        }
+        if (feature_key(L, nd, e) != 0)
+            return -1;
+    }
+    if (!d->n_nodes) {
+        if (!strcmp(d->generator, "tree"))
+            return sp_err_set(L->err, "%s: data.generator = tree needs [feature.NAME] sections "
+                                      "(keys: parent, p, exclusive, readout, count, magnitude, "
+                                      "mag_min, mag_max, mag_mean, mag_std)",
+                              L->path);
+        return 0;
+    }
+    if (strcmp(d->generator, "tree"))
+        FAIL(L, d->nodes[0].line, "[feature.%s]: feature sections describe a tree; set "
+                                  "data.generator = tree",
+             d->nodes[0].name);
+    for (int j = 0; j < d->n_nodes; j++)
+        if (isnan(d->nodes[j].p))
+            FAIL(L, d->nodes[j].line, "[feature.%s]: p is missing (its firing probability "
+                                      "given its parent)",
+                 d->nodes[j].name);
+    sp_err e2;
+    int bad = -1;
+    d->n = 1; /* checked against the tree below */
+    int nf = sp_gen_tree_features(d, &bad, &e2);
+    if (nf < 0) {
+        const sp_tree_node *at = &d->nodes[bad >= 0 ? bad : 0];
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "feature %s: ", at->name);
+        const char *msg = strncmp(e2.msg, prefix, strlen(prefix)) ? e2.msg
+                                                                   : e2.msg + strlen(prefix);
+        FAIL(L, at->line, "[feature.%s] %s", at->name, msg);
+    }
+    if (nf < 1)
+        FAIL(L, d->nodes[0].line, "[feature.%s]: the tree has no readout feature",
+             d->nodes[0].name);
+    d->n = nf;
     return 0;
 }
 
@@ -319,7 +464,7 @@ static sp_figspec *figure_for(sp_experiment *ex, const char *name, int line)
     snprintf(f->name, sizeof f->name, "%s", name);
     snprintf(f->kind, sizeof f->kind, "heatmap");
     snprintf(f->format, sizeof f->format, "%%.2f");
-    f->cap = f->zmin = f->zmax = NAN;
+    f->cap = f->zmin = f->zmax = f->ymin = f->ymax = NAN;
     f->line = line;
     return f;
 }
@@ -360,9 +505,10 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
                 strcat(presets, needle);
         } else if (!(!strcmp(s, "data") || !strcmp(s, "model") || !strcmp(s, "train") ||
                      !strcmp(s, "metrics") || !strcmp(s, "sweep") ||
-                     (starts_with(s, "figure.") && valid_name(s + 7)))) {
+                     (starts_with(s, "figure.") && valid_name(s + 7)) ||
+                     (starts_with(s, "feature.") && valid_name(s + 8)))) {
             FAIL(L, e->line, "unknown section [%s]; allowed: experiment, data, model, train, "
-                             "metrics, sweep, figure.NAME, preset.NAME",
+                             "metrics, sweep, feature.NAME, figure.NAME, preset.NAME",
                  s);
         }
     }
@@ -441,6 +587,21 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
         if (set_option(L, chosen ? &ex->base : &scratch_cfg, e, sec, dot + 1) != 0)
             return -1;
     }
+    if (load_tree(L, es, n) != 0)
+        return -1;
+    /* A relative directions file is relative to the experiment file. */
+    char *dir = ex->base.data.directions;
+    if (dir[0] && dir[0] != '/') {
+        const char *slash = strrchr(L->path, '/');
+        if (slash) {
+            char full[512];
+            int w = snprintf(full, sizeof full, "%.*s/%s", (int)(slash - L->path), L->path, dir);
+            if (w < 0 || w >= 256)
+                return sp_err_set(L->err, "%s: data.directions: path longer than 255 "
+                                          "characters", L->path);
+            snprintf(dir, 256, "%s", full);
+        }
+    }
     /* Pass 4: figures, checked against the final axes. */
     for (size_t i = 0; i < n; i++) {
         const entry *e = &es[i];
@@ -454,9 +615,15 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
     }
     for (size_t i = 0; i < ex->n_figs; i++) {
         sp_figspec *f = &ex->figs[i];
-        if (!f->metric[0])
+        int heat = !strcmp(f->kind, "heatmap"), lines = !strcmp(f->kind, "lines");
+        if ((heat || lines) && !f->metric[0])
             FAIL(L, f->line, "[figure.%s] metric is missing", f->name);
-        if (!f->x[0] || !f->y[0]) {
+        if ((lines || !strcmp(f->kind, "dims")) && !f->x[0]) {
+            char axes[400];
+            axes_list(ex, axes, sizeof axes);
+            FAIL(L, f->line, "[figure.%s] x is missing: name a sweep axis (%s)", f->name, axes);
+        }
+        if (heat && (!f->x[0] || !f->y[0])) {
             char axes[400];
             axes_list(ex, axes, sizeof axes);
             FAIL(L, f->line, "[figure.%s] %s is missing: name a sweep axis (%s)", f->name,

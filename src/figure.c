@@ -940,3 +940,287 @@ int sp_figure_heatmap(const char *dir, const sp_heatmap *h, sp_err *err)
     free(data);
     return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* lines, vectors, bars: the same pattern as the heatmap (template with
+ * placeholders, data file, render), the plot list built here. */
+
+static int render_with(const char *dir, const char *name, const char *template_file,
+                       const char *const *keys, sbuf *v, size_t nv, sbuf *data, sp_err *err)
+{
+    char tpath[PATH_MAX];
+    if (find_template(template_file, tpath, sizeof tpath, err) != 0)
+        return -1;
+    char *tmpl = read_small_file(tpath, MAX_TEMPLATE_BYTES, err);
+    if (!tmpl)
+        return -1;
+    subst subs[16];
+    int oom = data->oom;
+    for (size_t i = 0; i < nv; i++) {
+        oom |= v[i].oom;
+        subs[i].key = keys[i];
+        subs[i].val = v[i].p ? v[i].p : "";
+    }
+    char *script = oom ? NULL : fill_template(tpath, tmpl, subs, (int)nv, err);
+    free(tmpl);
+    int rc = -1;
+    char file[256];
+    if (oom) {
+        sp_err_set(err, "out of memory writing figure '%s'", name);
+    } else if (script) {
+        snprintf(file, sizeof file, "%s.dat", name);
+        const char *d = data->p ? data->p : "";
+        if (write_file_atomic(dir, file, d, strlen(d), err) == 0) {
+            snprintf(file, sizeof file, "%s.gp", name);
+            if (write_file_atomic(dir, file, script, strlen(script), err) == 0)
+                rc = sp_figure_render(dir, name, err);
+        }
+    }
+    free(script);
+    return rc;
+}
+
+static void common_subs(sbuf *v, const char *name, const char *title)
+{
+    sb_puts(&v[0], name);
+    sb_printf(&v[1], "%s.dat", name);
+    sb_printf(&v[2], "%s.png", name);
+    sb_printf(&v[3], "%s.svg", name);
+    sb_put_gpstring(&v[4], title);
+}
+
+static void put_header(sbuf *b, const char *what, const char *header)
+{
+    sb_printf(b, "# %s\n", what);
+    if (header && *header) {
+        sb_puts(b, "# ");
+        for (const char *p = header; *p; p++) {
+            if (*p == '\n')
+                sb_puts(b, "\n# ");
+            else
+                sb_putn(b, (*p < 0x20 && *p != '\t') ? " " : p, 1);
+        }
+        sb_puts(b, "\n");
+    }
+}
+
+static void put_range(sbuf *b, double lo, double hi)
+{
+    sb_puts(b, "[");
+    if (isfinite(lo))
+        sb_put_number(b, lo);
+    else
+        sb_puts(b, "*");
+    sb_puts(b, ":");
+    if (isfinite(hi))
+        sb_put_number(b, hi);
+    else
+        sb_puts(b, "*");
+    sb_puts(b, "]");
+}
+
+static void free_subs(sbuf *v, size_t n, sbuf *data)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].p);
+    free(data->p);
+}
+
+int sp_figure_lines(const char *dir, const sp_lines *f, sp_err *err)
+{
+    if (!f || check_name(f->name, err) != 0 || check_dir(dir, err) != 0)
+        return -1;
+    if (f->n_series == 0 || f->n_series > 64 || !f->series)
+        return sp_err_set(err, "figure '%s': between 1 and 64 series are needed", f->name);
+    if (f->n_hlines > 32 || (f->n_hlines && !f->hlines))
+        return sp_err_set(err, "figure '%s': at most 32 reference lines", f->name);
+    for (size_t s = 0; s < f->n_series; s++) {
+        const sp_series *se = &f->series[s];
+        if (se->n && (!se->x || !se->y))
+            return sp_err_set(err, "figure '%s': series %zu has no data", f->name, s);
+        for (size_t i = 0; i < se->n; i++)
+            if ((f->logx && isfinite(se->x[i]) && se->x[i] <= 0) ||
+                (f->logy && isfinite(se->y[i]) && se->y[i] <= 0))
+                return sp_err_set(err, "figure '%s': series %zu point %zu (%g, %g) is not "
+                                       "positive on a log axis", f->name, s, i, se->x[i],
+                                  se->y[i]);
+    }
+    c_locale_guard loc;
+    if (c_locale_enter(&loc, err) != 0)
+        return -1;
+    enum { N_V = 12 };
+    static const char *const keys[N_V] = {"NAME", "DATA", "PNG", "SVG", "TITLE", "XLABEL",
+                                          "YLABEL", "LOGX", "LOGY", "XRANGE", "YRANGE", "KEY"};
+    sbuf v[N_V + 2], data;
+    memset(v, 0, sizeof v);
+    memset(&data, 0, sizeof data);
+    common_subs(v, f->name, f->title);
+    sb_put_gpstring(&v[5], f->xlabel);
+    sb_put_gpstring(&v[6], f->ylabel);
+    sb_puts(&v[7], f->logx ? "set logscale x" : "unset logscale x");
+    sb_puts(&v[8], f->logy ? "set logscale y" : "unset logscale y");
+    put_range(&v[9], f->xmin, f->xmax);
+    put_range(&v[10], f->ymin, f->ymax);
+    size_t titled = 0;
+    for (size_t s = 0; s < f->n_series; s++)
+        titled += f->series[s].title != NULL;
+    sb_puts(&v[11], titled > 1 || (titled == 1 && f->n_series > 1)
+                        ? "set key outside top center horizontal"
+                        : "unset key");
+    /* @REFS@ and @PLOT@ */
+    sbuf *refs = &v[12], *plot = &v[13];
+    for (size_t h = 0; h < f->n_hlines; h++) {
+        sb_puts(refs, "set arrow from graph 0, first ");
+        sb_put_number(refs, f->hlines[h]);
+        sb_puts(refs, " to graph 1, first ");
+        sb_put_number(refs, f->hlines[h]);
+        sb_puts(refs, " nohead dt 2 lw 1 lc rgb \"#888888\" back\n");
+        sb_puts(refs, "set label \"");
+        sb_put_gpstring(refs, f->hline_labels && f->hline_labels[h] ? f->hline_labels[h] : "");
+        sb_puts(refs, "\" at graph 1.01, first ");
+        sb_put_number(refs, f->hlines[h]);
+        sb_puts(refs, " left font \",11\" tc rgb \"#555555\"\n");
+    }
+    static const char *const colors[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7",
+                                         "#e69f00", "#56b4e9", "#000000", "#f0e442"};
+    put_header(&data, "x y: one block per series (index 0, 1, ...), NaN = missing", f->header);
+    for (size_t s = 0; s < f->n_series; s++) {
+        const sp_series *se = &f->series[s];
+        const char *col = colors[s % 8];
+        if (s)
+            sb_puts(plot, ", \\\n     ");
+        sb_printf(plot, "'%s.dat' index %zu using 1:2 ", f->name, s);
+        if (se->style == SP_STYLE_POINTS)
+            sb_printf(plot, "with points pt 7 ps 0.5 lc rgb \"#60%s\"", col + 1);
+        else if (se->style == SP_STYLE_LINES)
+            sb_printf(plot, "with lines lw 2 lc rgb \"%s\"", col);
+        else
+            sb_printf(plot, "with linespoints pt 7 ps 0.9 lw 2 lc rgb \"%s\"", col);
+        if (se->title) {
+            sb_puts(plot, " title \"");
+            sb_put_gpstring(plot, se->title);
+            sb_puts(plot, "\"");
+        } else {
+            sb_puts(plot, " notitle");
+        }
+        if (s)
+            sb_puts(&data, "\n\n");
+        sb_puts(&data, "# series ");
+        sb_printf(&data, "%zu: ", s);
+        sb_put_comment(&data, se->title ? se->title : "(untitled)");
+        sb_puts(&data, "\n");
+        for (size_t i = 0; i < se->n; i++) {
+            sb_put_number(&data, se->x[i]);
+            sb_puts(&data, " ");
+            sb_put_number(&data, se->y[i]);
+            sb_puts(&data, "\n");
+        }
+    }
+    if (!refs->p)
+        sb_puts(refs, "# (no reference lines)");
+    c_locale_leave(&loc);
+    const char *keys2[N_V + 2];
+    for (int i = 0; i < N_V; i++)
+        keys2[i] = keys[i];
+    keys2[N_V] = "REFS";
+    keys2[N_V + 1] = "PLOT";
+    int rc = render_with(dir, f->name, "lines.gp", keys2, v, N_V + 2, &data, err);
+    free_subs(v, N_V + 2, &data);
+    return rc;
+}
+
+int sp_figure_vectors(const char *dir, const sp_vectors *f, sp_err *err)
+{
+    if (!f || check_name(f->name, err) != 0 || check_dir(dir, err) != 0)
+        return -1;
+    if (f->n == 0 || !f->x || !f->y)
+        return sp_err_set(err, "figure '%s': no vectors", f->name);
+    double r = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        if (!isfinite(f->x[i]) || !isfinite(f->y[i]))
+            return sp_err_set(err, "figure '%s': vector %zu is not finite", f->name, i);
+        r = fmax(r, hypot(f->x[i], f->y[i]));
+    }
+    c_locale_guard loc;
+    if (c_locale_enter(&loc, err) != 0)
+        return -1;
+    static const char *const keys[6] = {"NAME", "DATA", "PNG", "SVG", "TITLE", "R"};
+    sbuf v[6], data;
+    memset(v, 0, sizeof v);
+    memset(&data, 0, sizeof data);
+    common_subs(v, f->name, f->title);
+    sb_put_number(&v[5], 1.25 * fmax(r, 1.0));
+    put_header(&data, "x y \"label\": one arrow from the origin per row", f->header);
+    for (size_t i = 0; i < f->n; i++) {
+        sb_put_number(&data, f->x[i]);
+        sb_puts(&data, " ");
+        sb_put_number(&data, f->y[i]);
+        sb_puts(&data, " \"");
+        if (f->labels && f->labels[i])
+            sb_put_gpstring(&data, f->labels[i]);
+        else
+            sb_printf(&data, "%zu", i);
+        sb_puts(&data, "\"\n");
+    }
+    c_locale_leave(&loc);
+    int rc = render_with(dir, f->name, "vectors.gp", keys, v, 6, &data, err);
+    free_subs(v, 6, &data);
+    return rc;
+}
+
+int sp_figure_bars(const char *dir, const sp_bars *f, sp_err *err)
+{
+    if (!f || check_name(f->name, err) != 0 || check_dir(dir, err) != 0)
+        return -1;
+    if (f->n_groups == 0 || f->n_groups > MAX_GRID || f->n_series == 0 || f->n_series > 16 ||
+        !f->values)
+        return sp_err_set(err, "figure '%s': %zu groups x %zu series is empty or too large",
+                          f->name, f->n_groups, f->n_series);
+    for (size_t i = 0; f->logy && i < f->n_series * f->n_groups; i++)
+        if (isfinite(f->values[i]) && f->values[i] <= 0)
+            return sp_err_set(err, "figure '%s': value %zu (%g) is not positive on a log axis",
+                              f->name, i, f->values[i]);
+    c_locale_guard loc;
+    if (c_locale_enter(&loc, err) != 0)
+        return -1;
+    static const char *const keys[10] = {"NAME", "DATA", "PNG", "SVG", "TITLE",
+                                         "XLABEL", "YLABEL", "NCOL", "LOGY", "XROTATE"};
+    sbuf v[10], data;
+    memset(v, 0, sizeof v);
+    memset(&data, 0, sizeof data);
+    common_subs(v, f->name, f->title);
+    sb_put_gpstring(&v[5], f->xlabel);
+    sb_put_gpstring(&v[6], f->ylabel);
+    sb_printf(&v[7], "%zu", f->n_series + 1);
+    sb_puts(&v[8], f->logy ? "set logscale y\nset yrange [*:*]" : "unset logscale y\nset yrange [0:*]");
+    size_t width = 0;
+    for (size_t g = 0; f->group_labels && g < f->n_groups; g++)
+        width += f->group_labels[g] ? text_width(f->group_labels[g]) + 1 : 3;
+    sb_puts(&v[9], width > 80 ? "rotate by 45 right" : "norotate");
+    put_header(&data, "one row per group: label, then one value per series", f->header);
+    sb_puts(&data, "\"group\"");
+    for (size_t s = 0; s < f->n_series; s++) {
+        sb_puts(&data, " \"");
+        sb_put_gpstring(&data, f->series_labels && f->series_labels[s] ? f->series_labels[s]
+                                                                       : "series");
+        sb_puts(&data, "\"");
+    }
+    sb_puts(&data, "\n");
+    for (size_t g = 0; g < f->n_groups; g++) {
+        sb_puts(&data, "\"");
+        if (f->group_labels && f->group_labels[g])
+            sb_put_gpstring(&data, f->group_labels[g]);
+        else
+            sb_printf(&data, "%zu", g);
+        sb_puts(&data, "\"");
+        for (size_t s = 0; s < f->n_series; s++) {
+            sb_puts(&data, " ");
+            sb_put_number(&data, f->values[s * f->n_groups + g]);
+        }
+        sb_puts(&data, "\n");
+    }
+    c_locale_leave(&loc);
+    int rc = render_with(dir, f->name, "bars.gp", keys, v, 10, &data, err);
+    free_subs(v, 10, &data);
+    return rc;
+}

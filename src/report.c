@@ -6,7 +6,11 @@
  * mmcs_next: for a run with dictionary size m along the sweep's size axis
  * (model.ratio or model.latents), the MMCS of its decoder against the
  * decoder of the run at the next larger size with everything else equal
- * (Sharkey et al. 2022: falls once the smaller dictionary exceeds G). */
+ * (Sharkey et al. 2022: falls once the smaller dictionary exceeds G).
+ * lines: a metric against a numeric sweep axis, one curve per value of a
+ * series axis (mean over the other axes). dims: D* and D_i of toy models
+ * (Elhage et al. 2022). columns, rates, cofiring: one figure per stored
+ * run, drawn from its artifacts (W.npy, rates.npy, cofire.npy). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +179,354 @@ static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char
     return rc;
 }
 
+/* Loads a float32 artifact of a run; NULL if absent or unreadable. */
+static float *load_art(const char *out, const char *key, const char *file, size_t *rows,
+                       size_t *cols)
+{
+    char path[1300];
+    snprintf(path, sizeof path, "%s/artifacts/%s/%s", out, key, file);
+    float *data = NULL;
+    sp_err e;
+    if (sp_npy_read_f32(path, &data, rows, cols, &e) != 0)
+        return NULL;
+    return data;
+}
+
+/* Stored runs of the sweep in sweep order: keys (17 chars each) and
+ * coordinates. Returns how many; *total gets the sweep size. */
+static size_t stored_runs(const sp_experiment *ex, const sp_run_list *runs, char (*keys)[17],
+                          size_t (*coords)[SP_MAX_AXES], size_t *total)
+{
+    size_t n = 0;
+    *total = sp_experiment_n_runs(ex);
+    for (size_t i = 0; i < *total; i++) {
+        sp_run_cfg cfg;
+        size_t c[SP_MAX_AXES];
+        if (sp_experiment_run_cfg(ex, i, &cfg, c, NULL) != 0)
+            continue;
+        char key[17];
+        sp_config_key(&cfg, key);
+        const sp_run_record *r = find_run(runs, key);
+        if (!r || strcmp(r->status, "ok"))
+            continue;
+        memcpy(keys[n], key, 17);
+        memcpy(coords[n], c, sizeof c);
+        n++;
+    }
+    return n;
+}
+
+/* "data.p=0.05, train.seed=1": the swept values of a run. */
+static void run_label(const sp_experiment *ex, const size_t *coords, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (size_t a = 0; a < ex->n_axes; a++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s = %s", a ? ", " : "",
+                 ex->axes[a].name, ex->axes[a].labels[coords[a]]);
+}
+
+static void fig_header(const sp_experiment *ex, const char *what, char *buf, size_t len)
+{
+    char *canon = sp_config_canonical(&ex->base);
+    snprintf(buf, len, "experiment %s, preset %s, file %s\n%s\nbase configuration (swept keys "
+                       "vary): %s",
+             ex->name, ex->preset[0] ? ex->preset : "none", ex->path, what, canon ? canon : "");
+    free(canon);
+    size_t l = strlen(buf);
+    while (l && buf[l - 1] == '\n')
+        buf[--l] = '\0';
+}
+
+static double axis_value(const sp_experiment *ex, int a, size_t k, int inverse)
+{
+    double v = strtod(ex->axes[a].values[k], NULL);
+    return inverse ? 1.0 / v : v;
+}
+
+/* kind = lines: the metric against a numeric axis, one curve per value of
+ * the series axis, each point the mean over the other axes' runs. */
+static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const sp_run_list *runs,
+                      const char *figdir, sp_err *err)
+{
+    int ix = sp_experiment_axis(ex, f->x), is = f->series[0] ? sp_experiment_axis(ex, f->series)
+                                                             : -1;
+    if (ix < 0)
+        return sp_err_set(err, "figure %s: %s is not swept", f->name, f->x);
+    size_t nx = ex->axes[ix].n, ns = is >= 0 ? ex->axes[is].n : 1;
+    size_t total = sp_experiment_n_runs(ex), missing = 0;
+    double *sum = calloc(nx * ns, sizeof *sum), *xs = calloc(nx * ns, sizeof *xs),
+           *ys = calloc(nx * ns, sizeof *ys);
+    size_t *cnt = calloc(nx * ns, sizeof *cnt);
+    sp_series *ser = calloc(ns, sizeof *ser);
+    char(*titles)[64] = calloc(ns, sizeof *titles);
+    int rc = -1;
+    if (!sum || !xs || !ys || !cnt || !ser || !titles) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < total; i++) {
+        sp_run_cfg cfg;
+        size_t c[SP_MAX_AXES];
+        if (sp_experiment_run_cfg(ex, i, &cfg, c, NULL) != 0)
+            continue;
+        char key[17];
+        sp_config_key(&cfg, key);
+        const sp_run_record *r = find_run(runs, key);
+        if (!r) {
+            missing++;
+            continue;
+        }
+        double v = sp_run_metric(r, f->metric);
+        if (!isfinite(v))
+            continue;
+        size_t cell = (is >= 0 ? c[is] : 0) * nx + c[ix];
+        sum[cell] += v;
+        cnt[cell]++;
+    }
+    for (size_t s = 0; s < ns; s++) {
+        for (size_t k = 0; k < nx; k++) {
+            xs[s * nx + k] = axis_value(ex, ix, k, f->xinverse);
+            ys[s * nx + k] = cnt[s * nx + k] ? sum[s * nx + k] / (double)cnt[s * nx + k] : NAN;
+        }
+        if (is >= 0)
+            snprintf(titles[s], sizeof titles[s], "%s = %s", ex->axes[is].name,
+                     ex->axes[is].labels[s]);
+        ser[s] = (sp_series){.title = is >= 0 ? titles[s] : NULL, .n = nx, .x = xs + s * nx,
+                             .y = ys + s * nx, .style = SP_STYLE_LINESPOINTS};
+    }
+    char title[300], header[1500], what[200];
+    snprintf(title, sizeof title, "%s", f->title[0] ? f->title : f->metric);
+    snprintf(what, sizeof what, "metric %s: mean over stored runs per point; %zu of %zu runs "
+                                "missing", f->metric, missing, total);
+    fig_header(ex, what, header, sizeof header);
+    sp_lines L = {.name = f->name, .title = title,
+                  .xlabel = f->xlabel[0] ? f->xlabel : f->x,
+                  .ylabel = f->ylabel[0] ? f->ylabel : f->metric,
+                  .logx = f->logx, .logy = f->logy,
+                  .xmin = NAN, .xmax = NAN, .ymin = f->ymin, .ymax = f->ymax,
+                  .series = ser, .n_series = ns, .header = header};
+    rc = sp_figure_lines(figdir, &L, err);
+    if (rc == 0)
+        printf("figure %s/%s.png (%zu curves, %zu of %zu runs stored)\n", figdir, f->name, ns,
+               total - missing, total);
+out:
+    free(titles);
+    free(ser);
+    free(cnt);
+    free(ys);
+    free(xs);
+    free(sum);
+    return rc;
+}
+
+/* kind = dims (Elhage et al. 2022, geometry of superposition): D* of every
+ * stored toy model as a line and every D_i as points, against the x axis,
+ * with the fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8 as reference lines. */
+static int plot_dims(const sp_experiment *ex, const sp_figspec *f, const char *out,
+                     const sp_run_list *runs, const char *figdir, sp_err *err)
+{
+    int ix = sp_experiment_axis(ex, f->x);
+    if (ix < 0)
+        return sp_err_set(err, "figure %s: %s is not swept", f->name, f->x);
+    size_t total = sp_experiment_n_runs(ex);
+    char(*keys)[17] = calloc(total, sizeof *keys);
+    size_t(*coords)[SP_MAX_AXES] = calloc(total, sizeof *coords);
+    size_t cap = 0, nd = 0, ns = 0;
+    double *dx = NULL, *dy = NULL, *sx = calloc(total, sizeof *sx), *sy = calloc(total, sizeof *sy);
+    int rc = -1;
+    if (!keys || !coords || !sx || !sy) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    size_t n = stored_runs(ex, runs, keys, coords, &total);
+    for (size_t r = 0; r < n; r++) {
+        const sp_run_record *rec = find_run(runs, keys[r]);
+        double x = axis_value(ex, ix, coords[r][ix], f->xinverse);
+        sx[ns] = x;
+        sy[ns++] = sp_run_metric(rec, "dstar");
+        size_t rows, cols;
+        float *Di = load_art(out, keys[r], "dims.npy", &rows, &cols);
+        if (!Di)
+            continue;
+        if (nd + rows > cap) {
+            cap = 2 * (nd + rows);
+            double *a = realloc(dx, cap * sizeof *a), *b = a ? realloc(dy, cap * sizeof *b) : NULL;
+            if (a)
+                dx = a;
+            if (b)
+                dy = b;
+            if (!a || !b) {
+                free(Di);
+                sp_err_set(err, "out of memory");
+                goto out;
+            }
+        }
+        for (size_t i = 0; i < rows; i++) {
+            dx[nd] = x;
+            dy[nd++] = Di[i];
+        }
+        free(Di);
+    }
+    /* the D* line in x order */
+    for (size_t i = 1; i < ns; i++)
+        for (size_t j = i; j > 0 && sx[j - 1] > sx[j]; j--) {
+            double t = sx[j];
+            sx[j] = sx[j - 1];
+            sx[j - 1] = t;
+            t = sy[j];
+            sy[j] = sy[j - 1];
+            sy[j - 1] = t;
+        }
+    static const double fr[] = {1, 0.75, 2.0 / 3, 0.5, 0.4, 0.375};
+    static const char *const frl[] = {"1", "3/4", "2/3", "1/2", "2/5", "3/8"};
+    sp_series ser[2] = {
+        {.title = "D_i of each feature", .n = nd, .x = dx, .y = dy, .style = SP_STYLE_POINTS},
+        {.title = "D* = m / ||W||_F^2", .n = ns, .x = sx, .y = sy, .style = SP_STYLE_LINESPOINTS},
+    };
+    char title[300], header[1500], what[200];
+    snprintf(title, sizeof title, "%s", f->title[0] ? f->title : "dimensions per feature");
+    snprintf(what, sizeof what, "D* (metric dstar) and D_i (artifact dims.npy) of %zu of %zu "
+                                "runs", n, total);
+    fig_header(ex, what, header, sizeof header);
+    sp_lines L = {.name = f->name, .title = title,
+                  .xlabel = f->xlabel[0] ? f->xlabel : (f->xinverse ? "1 / x" : f->x),
+                  .ylabel = f->ylabel[0] ? f->ylabel : "dimensions per feature",
+                  .logx = 1, .logy = 0, .xmin = NAN, .xmax = NAN,
+                  .ymin = isfinite(f->ymin) ? f->ymin : 0, .ymax = isfinite(f->ymax) ? f->ymax : 1.1,
+                  .series = ser, .n_series = 2, .hlines = fr, .hline_labels = frl, .n_hlines = 6,
+                  .header = header};
+    rc = sp_figure_lines(figdir, &L, err);
+    if (rc == 0)
+        printf("figure %s/%s.png (%zu models, %zu D_i points)\n", figdir, f->name, ns, nd);
+out:
+    free(sy);
+    free(sx);
+    free(dy);
+    free(dx);
+    free(coords);
+    free(keys);
+    return rc;
+}
+
+/* kinds columns, rates, cofiring: one figure per stored run (NAME.png for
+ * a single run, NAME-<index>.png otherwise), from the run's artifacts. */
+static int plot_per_run(const sp_experiment *ex, const sp_figspec *f, const char *out,
+                        const sp_run_list *runs, const char *figdir, sp_err *err)
+{
+    size_t total = sp_experiment_n_runs(ex);
+    char(*keys)[17] = calloc(total, sizeof *keys);
+    size_t(*coords)[SP_MAX_AXES] = calloc(total, sizeof *coords);
+    if (!keys || !coords) {
+        free(keys);
+        free(coords);
+        return sp_err_set(err, "out of memory");
+    }
+    size_t n = stored_runs(ex, runs, keys, coords, &total);
+    int rc = 0;
+    for (size_t r = 0; rc == 0 && r < n; r++) {
+        char name[96], label[400], title[600], header[1500];
+        if (n == 1)
+            snprintf(name, sizeof name, "%s", f->name);
+        else
+            snprintf(name, sizeof name, "%s-%zu", f->name, r + 1);
+        run_label(ex, coords[r], label, sizeof label);
+        snprintf(title, sizeof title, "%s%s%s", f->title[0] ? f->title : f->name,
+                 label[0] ? "\n" : "", label);
+        size_t rows = 0, cols = 0;
+        if (!strcmp(f->kind, "columns")) {
+            float *W = load_art(out, keys[r], "W.npy", &rows, &cols);
+            if (!W || rows != 2) {
+                free(W);
+                rc = sp_err_set(err, "figure %s: run %s has no 2 x n W.npy (columns needs "
+                                     "data.generator = tms with data.d = 2)", f->name, keys[r]);
+                break;
+            }
+            double *x = malloc(cols * sizeof *x), *y = malloc(cols * sizeof *y);
+            for (size_t i = 0; x && y && i < cols; i++) {
+                x[i] = W[i];
+                y[i] = W[cols + i];
+            }
+            fig_header(ex, "columns W_i of the toy model (artifact W.npy): x = W[0,i], y = W[1,i]",
+                       header, sizeof header);
+            sp_vectors v = {.name = name, .title = title, .n = cols, .x = x, .y = y,
+                            .labels = NULL, .header = header};
+            rc = x && y ? sp_figure_vectors(figdir, &v, err) : sp_err_set(err, "out of memory");
+            free(x);
+            free(y);
+            free(W);
+        } else {
+            float *R = load_art(out, keys[r], "rates.npy", &rows, &cols);
+            if (!R || rows != 2) {
+                free(R);
+                rc = sp_err_set(err, "figure %s: run %s has no rates.npy (kinds rates and "
+                                     "cofiring need train.learner = none)", f->name, keys[r]);
+                break;
+            }
+            size_t nt = cols;
+            char(*lab)[16] = calloc(nt, sizeof *lab);
+            const char **labp = calloc(nt, sizeof *labp);
+            double *vals = calloc(2 * nt, sizeof *vals);
+            if (!lab || !labp || !vals) {
+                rc = sp_err_set(err, "out of memory");
+            } else if (!strcmp(f->kind, "rates")) {
+                for (size_t i = 0; i < nt; i++) {
+                    snprintf(lab[i], sizeof lab[i], "%zu", i);
+                    labp[i] = lab[i];
+                    vals[i] = R[i];
+                    vals[nt + i] = R[nt + i];
+                }
+                static const char *const sl[] = {"expected (from the law)", "measured"};
+                fig_header(ex, "firing rate per truth feature (artifact rates.npy): row 1 "
+                               "expected, row 2 measured on metrics.eval_samples samples",
+                           header, sizeof header);
+                sp_bars b = {.name = name, .title = title, .xlabel = "feature",
+                             .ylabel = "P(feature active)", .n_groups = nt,
+                             .group_labels = labp, .n_series = 2, .series_labels = sl,
+                             .values = vals, .logy = 0, .header = header};
+                rc = sp_figure_bars(figdir, &b, err);
+            } else {
+                size_t cr, cc;
+                float *C = load_art(out, keys[r], "cofire.npy", &cr, &cc);
+                double *z = C && cr == nt && cc == nt ? malloc(nt * nt * sizeof *z) : NULL;
+                if (!z) {
+                    rc = sp_err_set(err, "figure %s: run %s has no %zu x %zu cofire.npy",
+                                    f->name, keys[r], nt, nt);
+                } else {
+                    for (size_t i = 0; i < nt; i++) {
+                        snprintf(lab[i], sizeof lab[i], "%zu", i);
+                        labp[i] = lab[i];
+                        for (size_t j = 0; j < nt; j++) /* row i: P(j | i) */
+                            z[i * nt + j] = C[i * nt + i] > 0 ? C[i * nt + j] / C[i * nt + i]
+                                                              : NAN;
+                    }
+                    fig_header(ex, "P(column feature active | row feature active) from the "
+                                   "joint rates of artifact cofire.npy",
+                               header, sizeof header);
+                    sp_heatmap h = {.name = name, .title = title,
+                                    .xlabel = "feature j (active?)",
+                                    .ylabel = "feature i (given active)",
+                                    .cblabel = "P(j | i)", .nx = nt, .ny = nt, .xtics = labp,
+                                    .ytics = labp, .z = z, .zmin = 0, .zmax = 1,
+                                    .label_cells = nt <= 24, .label_fmt = "%.2f",
+                                    .header = header};
+                    rc = sp_figure_heatmap(figdir, &h, err);
+                }
+                free(z);
+                free(C);
+            }
+            free(vals);
+            free(labp);
+            free(lab);
+            free(R);
+        }
+        if (rc == 0)
+            printf("figure %s/%s.png\n", figdir, name);
+    }
+    free(coords);
+    free(keys);
+    return rc;
+}
+
 int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err)
 {
     char out[1024], db[1100], figdir[1200];
@@ -192,8 +544,17 @@ int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err)
     sp_run_list runs = {0};
     int rc = sp_store_list(st, &runs, err);
     sp_store_close(st);
-    for (size_t i = 0; rc == 0 && i < ex->n_figs; i++)
-        rc = plot_heatmap(ex, &ex->figs[i], out, figdir, &runs, err);
+    for (size_t i = 0; rc == 0 && i < ex->n_figs; i++) {
+        const sp_figspec *f = &ex->figs[i];
+        if (!strcmp(f->kind, "heatmap"))
+            rc = plot_heatmap(ex, f, out, figdir, &runs, err);
+        else if (!strcmp(f->kind, "lines"))
+            rc = plot_lines(ex, f, &runs, figdir, err);
+        else if (!strcmp(f->kind, "dims"))
+            rc = plot_dims(ex, f, out, &runs, figdir, err);
+        else
+            rc = plot_per_run(ex, f, out, &runs, figdir, err);
+    }
     sp_run_list_free(&runs);
     return rc;
 }

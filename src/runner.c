@@ -25,14 +25,17 @@
 
 #include "superpose/figure.h"
 #include "superpose/gen.h"
+#include "superpose/geometry.h"
 #include "superpose/metrics.h"
 #include "superpose/npy.h"
 #include "superpose/sae.h"
 #include "superpose/store.h"
+#include "superpose/tms.h"
 
 void openblas_set_num_threads(int num_threads);
 
-enum { M_MMCS, M_MMCS_REV, M_DEAD, M_L0, M_MSE, M_FVE, M_LOSS, M_STEPS, M_WALL };
+enum { M_MMCS, M_MMCS_REV, M_DEAD, M_L0, M_MSE, M_FVE, M_LOSS, M_STEPS, M_WALL, M_L0_TRUE,
+       M_MAX_COS, M_DSTAR };
 
 static gsl_rng *rng_from(uint64_t a, uint64_t b, const char *tag)
 {
@@ -68,6 +71,108 @@ static int save_artifacts(const char *dir, const sp_learner *L, const sp_gen *g,
     return sp_npy_write_f32(path, t->data, t->size1, t->size2, err);
 }
 
+/* train.learner = none: the statistics of the data themselves, measured
+ * on eval_samples samples of the evaluation stream (REFERENCE.md 1):
+ * per-feature firing rates against the expected ones, pairwise co-firing,
+ * the true L0, the coherence of the truth, and for a toy model D* and D_i
+ * (Elhage et al. 2022). Artifacts: truth.npy, rates.npy (2 x n: expected,
+ * measured), cofire.npy (n x n: P(i and j active), n <= 2048), and for
+ * generator = tms W.npy (m x n), b.npy (n), dims.npy (n: D_i). */
+static int run_truth(const sp_run_cfg *cfg, sp_gen *gen, gsl_rng *r_eval,
+                     const char *artifact_dir, sp_run_result *res, sp_err *err)
+{
+    const gsl_matrix_float *G = sp_gen_truth(gen);
+    size_t nt = G->size1, d = G->size2, B = (size_t)cfg->batch;
+    int with_co = nt <= 2048;
+    double *rates = calloc(2 * nt, sizeof *rates);
+    double *co = with_co ? calloc(nt * nt, sizeof *co) : NULL;
+    float *buf = malloc((with_co ? nt * nt : 2 * nt) * sizeof *buf);
+    sp_codes *codes = sp_codes_alloc(B, B * nt);
+    gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
+    int rc = -1;
+    if (!rates || (with_co && !co) || !buf || !codes || !x) {
+        sp_err_set(err, "out of memory measuring %zu features", nt);
+        goto out;
+    }
+    double *expect = rates, *seen = rates + nt;
+    if (sp_gen_rates(gen, expect) != 0)
+        for (size_t i = 0; i < nt; i++)
+            expect[i] = NAN;
+    double l0 = 0;
+    long N = cfg->eval_samples;
+    sp_gen_use_split(gen, SP_SPLIT_EVAL);
+    for (long done = 0; done < N; done += (long)B) {
+        size_t nb = (size_t)(N - done < (long)B ? N - done : (long)B);
+        sp_gen_batch(gen, r_eval, nb, codes, x);
+        l0 += (double)codes->nnz;
+        for (size_t b = 0; b < nb; b++)
+            for (size_t t = codes->row[b]; t < codes->row[b + 1]; t++) {
+                uint32_t i = codes->idx[t];
+                seen[i] += 1;
+                for (size_t u = codes->row[b]; with_co && u < codes->row[b + 1]; u++)
+                    co[(size_t)i * nt + codes->idx[u]] += 1;
+            }
+    }
+    for (size_t i = 0; i < nt; i++)
+        seen[i] /= (double)N;
+    res->metric[M_L0_TRUE] = l0 / (double)N;
+    res->metric[M_MAX_COS] = sp_geom_max_cos(G);
+    const float *W = sp_gen_tms_w(gen);
+    if (W) {
+        res->metric[M_DSTAR] = sp_tms_dstar(W, cfg->data.d, cfg->data.n);
+        res->metric[M_LOSS] = sp_gen_tms_loss(gen);
+    }
+    if (artifact_dir) {
+        char path[1200];
+        if (sp_mkdirs(artifact_dir, err) != 0)
+            goto out;
+        snprintf(path, sizeof path, "%s/truth.npy", artifact_dir);
+        if (sp_npy_write_f32(path, G->data, nt, d, err) != 0)
+            goto out;
+        for (size_t i = 0; i < 2 * nt; i++)
+            buf[i] = (float)rates[i];
+        snprintf(path, sizeof path, "%s/rates.npy", artifact_dir);
+        if (sp_npy_write_f32(path, buf, 2, nt, err) != 0)
+            goto out;
+        if (with_co) {
+            for (size_t i = 0; i < nt * nt; i++)
+                buf[i] = (float)(co[i] / (double)N);
+            snprintf(path, sizeof path, "%s/cofire.npy", artifact_dir);
+            if (sp_npy_write_f32(path, buf, nt, nt, err) != 0)
+                goto out;
+        }
+        if (W) {
+            size_t n = (size_t)cfg->data.n, m = (size_t)cfg->data.d;
+            snprintf(path, sizeof path, "%s/W.npy", artifact_dir);
+            if (sp_npy_write_f32(path, W, m, n, err) != 0)
+                goto out;
+            snprintf(path, sizeof path, "%s/b.npy", artifact_dir);
+            if (sp_npy_write_f32(path, sp_gen_tms_b(gen), n, 0, err) != 0)
+                goto out;
+            double *Di = malloc(n * sizeof *Di);
+            if (!Di) {
+                sp_err_set(err, "out of memory");
+                goto out;
+            }
+            sp_tms_dims(W, (int)m, (int)n, Di);
+            for (size_t i = 0; i < n; i++)
+                buf[i] = (float)Di[i];
+            free(Di);
+            snprintf(path, sizeof path, "%s/dims.npy", artifact_dir);
+            if (sp_npy_write_f32(path, buf, n, 0, err) != 0)
+                goto out;
+        }
+    }
+    rc = 0;
+out:
+    gsl_matrix_float_free(x);
+    sp_codes_free(codes);
+    free(buf);
+    free(co);
+    free(rates);
+    return rc;
+}
+
 int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn progress,
                  void *user, sp_run_result *res, sp_err *err)
 {
@@ -88,13 +193,22 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
     gsl_matrix_float *f = gsl_matrix_float_alloc(B, m);
     gsl_matrix_float *xh = gsl_matrix_float_alloc(B, d);
     sp_recon_acc *acc = sp_recon_acc_alloc(d, m);
+    sp_codes *codes = sp_codes_alloc(B, B * sp_gen_truth_rows(&cfg->data));
     int rc = -1;
-    if (!r_truth || !r_stream || !r_init || !r_eval || !x || !f || !xh || !acc) {
+    if (!r_truth || !r_stream || !r_init || !r_eval || !x || !f || !xh || !acc || !codes) {
         sp_err_set(err, "out of memory (run with %zu latents)", m);
         goto out;
     }
-    if (!(gen = sp_gen_alloc(&cfg->data, B, r_truth, err)))
+    if (!(gen = sp_gen_alloc_ex(&cfg->data, B, r_truth, progress, user, err)))
         goto out;
+    if (!strcmp(cfg->learner, "none")) {
+        if (run_truth(cfg, gen, r_eval, artifact_dir, res, err) != 0)
+            goto out;
+        res->metric[M_STEPS] = 0;
+        res->metric[M_WALL] = sp_now() - t0;
+        rc = 0;
+        goto out;
+    }
     if (!(L = sp_sae_alloc(&cfg->model, &cfg->penalty, d, m, B, r_init, err)))
         goto out;
     if (!(opt = sp_optim_alloc(&cfg->optim, L->params, L->n_params))) {
@@ -124,13 +238,16 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
     }
     res->metric[M_STEPS] = (double)step;
     if (!res->diverged) {
+        double l0_true = 0;
+        sp_gen_use_split(gen, SP_SPLIT_EVAL);
         /* evaluation window: fresh samples, the same for every run */
         for (long done = 0; done < cfg->eval_samples; done += (long)B) {
             size_t nb = (size_t)(cfg->eval_samples - done < (long)B ? cfg->eval_samples - done : (long)B);
             gsl_matrix_float_view xv = gsl_matrix_float_submatrix(x, 0, 0, nb, d);
             gsl_matrix_float_view fv = gsl_matrix_float_submatrix(f, 0, 0, nb, m);
             gsl_matrix_float_view hv = gsl_matrix_float_submatrix(xh, 0, 0, nb, d);
-            sp_gen_batch(gen, r_eval, nb, NULL, &xv.matrix);
+            sp_gen_batch(gen, r_eval, nb, codes, &xv.matrix);
+            l0_true += (double)codes->nnz;
             L->ops->encode(L, &xv.matrix, &fv.matrix);
             L->ops->decode(L, &fv.matrix, &hv.matrix);
             sp_recon_acc_add(acc, &xv.matrix, &hv.matrix, &fv.matrix);
@@ -144,6 +261,8 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
         res->metric[M_MSE] = st.mse;
         res->metric[M_FVE] = st.fve;
         res->metric[M_LOSS] = tail_loss / (double)tail;
+        res->metric[M_L0_TRUE] = l0_true / (double)cfg->eval_samples;
+        res->metric[M_MAX_COS] = sp_geom_max_cos(sp_gen_truth(gen));
         if (artifact_dir && save_artifacts(artifact_dir, L, gen, err) != 0)
             goto out;
     }
@@ -154,11 +273,115 @@ out:
     sp_learner_free(L);
     sp_gen_free(gen);
     sp_recon_acc_free(acc);
+    sp_codes_free(codes);
     gsl_matrix_float_free(xh);
     gsl_matrix_float_free(f);
     gsl_matrix_float_free(x);
     gsl_rng_free(r_eval);
     gsl_rng_free(r_init);
+    gsl_rng_free(r_stream);
+    gsl_rng_free(r_truth);
+    return rc;
+}
+
+/* Writes split `sp` (or n fresh samples of the stream) as X and dense codes. */
+static int write_split(sp_gen *gen, gsl_rng *rng, size_t n, size_t B, const char *dir,
+                       const char *suffix, sp_err *err)
+{
+    const gsl_matrix_float *G = sp_gen_truth(gen);
+    size_t nt = G->size1, d = G->size2;
+    float *X = malloc(n * d * sizeof *X), *A = calloc(n * nt, sizeof *A);
+    sp_codes *codes = sp_codes_alloc(B, B * nt);
+    gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
+    int rc = -1;
+    if (!X || !A || !codes || !x) {
+        sp_err_set(err, "out of memory for %zu samples (%zu x %zu inputs, %zu x %zu codes)", n,
+                   n, d, n, nt);
+        goto out;
+    }
+    for (size_t done = 0; done < n; done += B) {
+        size_t nb = n - done < B ? n - done : B;
+        sp_gen_batch(gen, rng, nb, codes, x);
+        for (size_t b = 0; b < nb; b++) {
+            memcpy(X + (done + b) * d, gsl_matrix_float_ptr(x, b, 0), d * sizeof *X);
+            for (size_t q = codes->row[b]; q < codes->row[b + 1]; q++)
+                A[(done + b) * nt + codes->idx[q]] = codes->val[q];
+        }
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/X%s.npy", dir, suffix);
+    if (sp_npy_write_f32(path, X, n, d, err) != 0)
+        goto out;
+    snprintf(path, sizeof path, "%s/codes%s.npy", dir, suffix);
+    if (sp_npy_write_f32(path, A, n, nt, err) != 0)
+        goto out;
+    rc = 0;
+out:
+    gsl_matrix_float_free(x);
+    sp_codes_free(codes);
+    free(A);
+    free(X);
+    return rc;
+}
+
+int sp_run_generate(const sp_run_cfg *cfg, const char *dir, long samples, sp_err *err)
+{
+    if (sp_config_check(cfg, err) != 0)
+        return -1;
+    size_t B = 1024, nt = sp_gen_truth_rows(&cfg->data), d = (size_t)cfg->data.d;
+    long N = cfg->data.dataset > 0 ? cfg->data.dataset : samples;
+    if ((double)N * (double)(nt + d) * 4.0 > 4.0 * 1024 * 1024 * 1024)
+        return sp_err_set(err, "%ld samples of %zu inputs and %zu codes need more than 4 GiB; "
+                               "ask for fewer samples", N, d, nt);
+    uint64_t ds = (uint64_t)cfg->data.seed, ts = (uint64_t)cfg->seed;
+    gsl_rng *r_truth = rng_from(ds, 0, "truth"), *r_stream = rng_from(ds, ts, "stream");
+    sp_gen *gen = NULL;
+    int rc = -1;
+    if (!r_truth || !r_stream) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    if (sp_mkdirs(dir, err) != 0 || !(gen = sp_gen_alloc(&cfg->data, B, r_truth, err)))
+        goto out;
+    char path[1200];
+    const gsl_matrix_float *G = sp_gen_truth(gen);
+    snprintf(path, sizeof path, "%s/truth.npy", dir);
+    if (sp_npy_write_f32(path, G->data, nt, d, err) != 0)
+        goto out;
+    double *rates = malloc(nt * sizeof *rates);
+    float *fr = malloc(nt * sizeof *fr);
+    int have = rates && fr && sp_gen_rates(gen, rates) == 0;
+    for (size_t i = 0; have && i < nt; i++)
+        fr[i] = (float)rates[i];
+    snprintf(path, sizeof path, "%s/rates.npy", dir);
+    int bad = have && sp_npy_write_f32(path, fr, nt, 0, err) != 0;
+    free(fr);
+    free(rates);
+    if (bad)
+        goto out;
+    if (sp_gen_tms_w(gen)) {
+        snprintf(path, sizeof path, "%s/W.npy", dir);
+        if (sp_npy_write_f32(path, sp_gen_tms_w(gen), d, (size_t)cfg->data.n, err) != 0)
+            goto out;
+        snprintf(path, sizeof path, "%s/b.npy", dir);
+        if (sp_npy_write_f32(path, sp_gen_tms_b(gen), (size_t)cfg->data.n, 0, err) != 0)
+            goto out;
+    }
+    if (cfg->data.dataset > 0) {
+        /* the training split in its stored order, then the held-out split */
+        size_t ntr = sp_gen_split_size(gen, SP_SPLIT_TRAIN), nev = sp_gen_split_size(gen, SP_SPLIT_EVAL);
+        sp_gen_use_split(gen, SP_SPLIT_EVAL);
+        if (nev && write_split(gen, r_stream, nev, B, dir, "_eval", err) != 0)
+            goto out;
+        sp_gen_use_split(gen, SP_SPLIT_TRAIN);
+        if (write_split(gen, r_stream, ntr, B, dir, "_train", err) != 0)
+            goto out;
+    } else if (write_split(gen, r_stream, (size_t)samples, B, dir, "", err) != 0) {
+        goto out;
+    }
+    rc = 0;
+out:
+    sp_gen_free(gen);
     gsl_rng_free(r_stream);
     gsl_rng_free(r_truth);
     return rc;

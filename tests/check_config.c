@@ -14,7 +14,9 @@
 
 #include "helpers.h"
 #include "superpose/config.h"
+#include "superpose/npy.h"
 #include "superpose/experiment.h"
+#include "superpose/npy.h"
 
 #define SP_BIN SP_SOURCE_DIR "/build/superpose"
 #define SP_REAL_INI SP_SOURCE_DIR "/experiments/sharkey-recovery.ini"
@@ -174,7 +176,12 @@ START_TEST(test_defaults_sharkey)
     ck_assert_int_eq(c.steps, 20000);
     ck_assert_str_eq(c.data.generator, "sharkey");
     ck_assert_str_eq(c.model.arch, "relu");
-    ck_assert_int_eq(c.data.correlated, 0);
+    ck_assert_str_eq(c.data.correlation, "none");
+    ck_assert_str_eq(c.data.geometry, "gaussian");
+    ck_assert_str_eq(c.data.mag.law, "uniform");
+    ck_assert_double_eq(c.data.mag.min, 0);
+    ck_assert_double_eq(c.data.mag.max, 1);
+    ck_assert_str_eq(c.learner, "sae");
 }
 END_TEST
 
@@ -252,6 +259,9 @@ static int other_value(const sp_opt *o, char *buf, size_t len)
         }
         return 1;
     }
+    case SP_OPT_TEXT:
+        snprintf(buf, len, "%s", o->def[0] ? "" : "x.npy");
+        return 1;
     default: {
         double d = strtod(o->def, NULL);
         double cand[] = {d + 1, d - 1, d / 2, o->min, o->max};
@@ -292,8 +302,8 @@ START_TEST(test_key_stable_and_sensitive)
                       o[i].key, v);
         changed++;
     }
-    /* only the single-choice names (generator, arch, penalty, optimizer) are skipped */
-    ck_assert_uint_ge(changed, n - 4);
+    /* only the single-choice names (arch, penalty, optimizer) are skipped */
+    ck_assert_uint_ge(changed, n - 3);
 }
 END_TEST
 
@@ -330,7 +340,10 @@ START_TEST(test_value_errors)
     expect_bad_value("train.l1", "-0.1", "a number >= 0");
     expect_bad_value("train.l1", "1e999", "a number >= 0");
     expect_bad_value("train.steps", "1e13", "an integer in [1, 1000000000000]");
-    expect_bad_value("data.correlated", "maybe", "true or false");
+    expect_bad_value("data.correlation", "maybe", "one of: none, copula, lowrank");
+    expect_bad_value("data.generator", "trees", "one of: sharkey, features, tree, tms");
+    expect_bad_value("data.magnitude", "gauss",
+                     "one of: constant, uniform, exponential, folded_normal");
     expect_bad_value("model.arch", "foo", "one of: relu");
     expect_bad_value("train.l1_scale", "foo", "one of: none, dict");
     expect_bad_value("train.l1_scale", "none|dict", "one of: none, dict");
@@ -343,8 +356,10 @@ START_TEST(test_value_errors)
     ck_assert_int_eq(c.batch, 64);
     set(&c, "train.steps", "1e3");
     ck_assert_int_eq(c.steps, 1000);
-    set(&c, "data.correlated", "yes");
-    ck_assert_int_eq(c.data.correlated, 1);
+    set(&c, "data.correlation", "copula");
+    ck_assert_str_eq(c.data.correlation, "copula");
+    set(&c, "data.probs", " 0.5, 0.25 ");
+    ck_assert_str_eq(c.data.probs, "0.5, 0.25");
     set(&c, "train.l1_scale", "dict");
     ck_assert_int_eq(c.penalty.per_latent, 1);
 }
@@ -610,7 +625,7 @@ START_TEST(test_list_order)
     sp_experiment *ex = load_ok("a.ini",
                                 HEAD "[sweep]\ntrain.l1 = 3, 1, 2.5\n"
                                      "train.l1_scale = dict, none\n"
-                                     "data.correlated = yes, off\n",
+                                     "data.correlation = copula, none\n",
                                 NULL);
     ck_assert_uint_eq(ex->n_axes, 3);
     ck_assert_str_eq(ex->axes[0].values[0], "3");
@@ -618,8 +633,8 @@ START_TEST(test_list_order)
     ck_assert_str_eq(ex->axes[0].values[2], "2.5");
     ck_assert_str_eq(ex->axes[1].values[0], "dict");
     ck_assert_str_eq(ex->axes[1].values[1], "none");
-    ck_assert_str_eq(ex->axes[2].values[0], "true"); /* canonical spellings */
-    ck_assert_str_eq(ex->axes[2].values[1], "false");
+    ck_assert_str_eq(ex->axes[2].values[0], "copula");
+    ck_assert_str_eq(ex->axes[2].values[1], "none");
     ck_assert_uint_eq(sp_experiment_n_runs(ex), 12);
     sp_experiment_free(ex);
 }
@@ -845,7 +860,8 @@ START_TEST(test_cli_help_train)
             if (sscanf(line, " %79s %3s %79s", got_name, eq, got_def) == 3 &&
                 !strcmp(got_name, name)) {
                 ck_assert_str_eq(eq, "=");
-                ck_assert_msg(!strcmp(got_def, o[i].def), "%s: default '%s', listed '%s'", name,
+                ck_assert_msg(!strcmp(got_def, o[i].def[0] ? o[i].def : "\"\""),
+                              "%s: default '%s', listed '%s'", name,
                               o[i].def, got_def);
                 found = 1;
             }
@@ -872,6 +888,136 @@ START_TEST(test_cli_results_missing)
     ck_assert_msg(rc != 0, "exit 0: %s", out);
     ck_assert_msg(strstr(out, "junk.db"), "%s", out);
     ck_assert_int_eq(cli(out, sizeof out, "results"), 2);
+}
+END_TEST
+
+/* ------------------------------------------------------ feature trees */
+
+#define TREE HEAD "[data]\ngenerator = tree\nd = 8\n" /* lines 1-5 */
+
+START_TEST(test_tree_loads)
+{
+    sp_experiment *ex = load_ok("tree.ini",
+                                TREE "[feature.p]\np = 0.15\ncount = 3\nexclusive = yes\n"
+                                     "[feature.c]\nparent = p\np = 0.2\ncount = 3\n"
+                                     "[feature.free]\np = 0.05\ncount = 2\n"
+                                     "magnitude = folded_normal\nmag_mean = 1\nmag_std = 0.3\n",
+                                NULL);
+    const sp_gen_cfg *d = &ex->base.data;
+    ck_assert_int_eq(d->n_nodes, 3);
+    ck_assert_int_eq(d->n, 3 + 9 + 2); /* data.n comes from the tree */
+    ck_assert_str_eq(d->nodes[1].parent, "p");
+    ck_assert_int_eq(d->nodes[0].exclusive, 1);
+    ck_assert_int_eq(d->nodes[0].line, 7); /* the node's first key */
+    ck_assert_str_eq(d->nodes[2].mag.law, "folded_normal");
+    ck_assert_double_eq(d->nodes[2].mag.std, 0.3);
+    /* the tree is part of the run key */
+    char k1[17], k2[17];
+    sp_config_key(&ex->base, k1);
+    sp_run_cfg c = ex->base;
+    c.data.nodes[1].p = 0.25;
+    sp_config_key(&c, k2);
+    ck_assert_str_ne(k1, k2);
+    char *canon = sp_config_canonical(&ex->base);
+    ck_assert_ptr_nonnull(strstr(canon, "data.node.c=parent:p p:0.20000000000000001"));
+    free(canon);
+    sp_experiment_free(ex);
+}
+END_TEST
+
+START_TEST(test_tree_errors_name_node)
+{
+    /* a cycle: the message names the node, its file line and the loop */
+    expect_fail(TREE "[feature.a]\nparent = b\np = 0.5\n[feature.b]\nparent = a\np = 0.5\n", NULL,
+                7, "[feature.a]", "cycle", "a -> b -> a", NULL);
+    /* a probability outside [0, 1], at its own line */
+    expect_fail(TREE "[feature.a]\np = 0.5\n[feature.b]\nparent = a\np = 1.5\n", NULL, 10,
+                "[feature.b] p = '1.5'", "[0, 1]", NULL);
+    /* an unknown law */
+    expect_fail(TREE "[feature.a]\np = 0.5\nmagnitude = lognormal\n", NULL, 8,
+                "[feature.a] magnitude = 'lognormal'", "constant, uniform, exponential",
+                NULL);
+    /* exclusive children summing past 1: the parent is named */
+    expect_fail(TREE "[feature.a]\np = 0.5\nexclusive = true\n[feature.b]\nparent = a\n"
+                     "p = 0.6\n[feature.c]\nparent = a\np = 0.5\n",
+                NULL, 7, "[feature.a]", "exclusive", "1.1", NULL);
+    /* an unknown parent */
+    expect_fail(TREE "[feature.a]\np = 0.5\n[feature.b]\nparent = x\np = 0.1\n", NULL, 9,
+                "[feature.b]", "parent 'x'", NULL);
+    /* a missing p, an unknown key, feature sections without a tree */
+    expect_fail(TREE "[feature.a]\ncount = 2\n", NULL, 7, "[feature.a]", "p is missing", NULL);
+    expect_fail(TREE "[feature.a]\np = 0.5\nprob = 3\n", NULL, 8, "unknown key 'prob'",
+                "parent, p, exclusive", NULL);
+    expect_fail(HEAD "[data]\nd = 8\n[feature.a]\np = 0.5\n", NULL, 6,
+                "data.generator = tree", NULL);
+    expect_fail(TREE, NULL, 0, "needs [feature.NAME] sections", NULL);
+    expect_fail(TREE "[feature.a]\np = 0.5\ncount = 0\n", NULL, 8, "count = '0'", NULL);
+}
+END_TEST
+
+/* Bad values of the new data keys name file, line and key. */
+START_TEST(test_data_law_errors)
+{
+    expect_fail(HEAD "[data]\ngenerator = features\nfiring = poisson\n", NULL, 5,
+                "data.firing = 'poisson'", "constant, decay, zipf, list", NULL);
+    expect_fail(HEAD "[data]\ngenerator = features\nd = 8\nn = 3\nfiring = list\n"
+                     "probs = 0.1, 0.2\n",
+                NULL, 0, "data.probs", "2 values", NULL);
+    expect_fail(HEAD "[data]\ngenerator = features\nd = 4\nn = 8\ngeometry = orthonormal\n",
+                NULL, 0, "orthonormal", NULL);
+    expect_fail(HEAD "[data]\ngenerator = tms\ncorrelation = copula\nd = 2\nn = 5\n", NULL, 0,
+                "tms", NULL);
+}
+END_TEST
+
+/* `superpose gen` writes X = codes @ truth (checked here from the files)
+ * and refuses bad input with exit code 2. */
+START_TEST(test_cli_gen)
+{
+    static char out[8192];
+    char path[512];
+    write_file("g.ini",
+               HEAD "[data]\ngenerator = features\nd = 6\nn = 5\nfiring = constant\np = 0.4\n"
+                    "continuous = 1\ncontinuous_dim = 2\n",
+               path, sizeof path);
+    int rc = cli(out, sizeof out, "gen g.ini -n 300 -o gdata");
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    char f[600];
+    float *X, *A, *G;
+    size_t xr, xc, ar, ac, gr, gc;
+    sp_err e;
+    snprintf(f, sizeof f, "%s/gdata/X.npy", dir);
+    ck_assert_int_eq(sp_npy_read_f32(f, &X, &xr, &xc, &e), 0);
+    snprintf(f, sizeof f, "%s/gdata/codes.npy", dir);
+    ck_assert_int_eq(sp_npy_read_f32(f, &A, &ar, &ac, &e), 0);
+    snprintf(f, sizeof f, "%s/gdata/truth.npy", dir);
+    ck_assert_int_eq(sp_npy_read_f32(f, &G, &gr, &gc, &e), 0);
+    ck_assert_uint_eq(xr, 300);
+    ck_assert_uint_eq(xc, 6);
+    ck_assert_uint_eq(ar, 300);
+    ck_assert_uint_eq(ac, 7); /* 5 point features + a 2-D continuous one */
+    ck_assert_uint_eq(gr, 7);
+    double worst = 0, active = 0;
+    for (size_t b = 0; b < 300; b++)
+        for (size_t j = 0; j < 6; j++) {
+            double v = 0;
+            for (size_t i = 0; i < 7; i++)
+                v += (double)A[b * 7 + i] * G[i * 6 + j];
+            worst = fmax(worst, fabs(v - X[b * 6 + j]));
+        }
+    for (size_t t = 0; t < 300 * 7; t++)
+        active += A[t] != 0;
+    ck_assert_msg(worst < 1e-5, "X differs from codes @ truth by %g", worst);
+    ck_assert_msg(active > 300, "only %g active codes", active);
+    free(X);
+    free(A);
+    free(G);
+    rc = cli(out, sizeof out, "gen g.ini --run 3");
+    ck_assert_msg(rc == 2 && strstr(out, "the sweep has 1 runs"), "exit %d: %s", rc, out);
+    rc = cli(out, sizeof out, "gen g.ini data.p=2");
+    ck_assert_msg(rc == 2 && strstr(out, "data.p"), "exit %d: %s", rc, out);
+    rc = cli(out, sizeof out, "gen g.ini -n 0");
+    ck_assert_msg(rc == 2 && strstr(out, "--samples"), "exit %d: %s", rc, out);
 }
 END_TEST
 
@@ -924,6 +1070,13 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_cli_unwritable_out);
     tcase_add_test(tc, test_cli_help_train);
     tcase_add_test(tc, test_cli_results_missing);
+    tcase_add_test(tc, test_cli_gen);
     suite_add_tcase(s, tc);
+    TCase *tt = tcase_create("trees and laws");
+    tcase_add_checked_fixture(tt, setup_dir, teardown_dir);
+    tcase_add_test(tt, test_tree_loads);
+    tcase_add_test(tt, test_tree_errors_name_node);
+    tcase_add_test(tt, test_data_law_errors);
+    suite_add_tcase(s, tt);
     return s;
 }

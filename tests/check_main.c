@@ -18,6 +18,8 @@ int main(int argc, char **argv)
         make_figure_suite,
         make_config_suite,
         make_gen_suite,
+        make_geometry_suite,
+        make_tms_suite,
         make_sae_suite,
         make_metrics_suite,
         make_runner_suite,

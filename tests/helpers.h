@@ -11,6 +11,8 @@ Suite *make_store_suite(void);
 Suite *make_figure_suite(void);
 Suite *make_config_suite(void);
 Suite *make_gen_suite(void);
+Suite *make_geometry_suite(void);
+Suite *make_tms_suite(void);
 Suite *make_sae_suite(void);
 Suite *make_metrics_suite(void);
 Suite *make_runner_suite(void);

@@ -19,6 +19,7 @@
 
 typedef struct {
     sp_gen_cfg data;
+    char learner[32];   /* train.learner: sae | none (data statistics only) */
     sp_sae_cfg model;
     sp_penalty_cfg penalty;
     sp_optim_cfg optim;
@@ -34,7 +35,8 @@ typedef enum {
     SP_OPT_REAL,    /* double */
     SP_OPT_BOOL,    /* int 0/1 */
     SP_OPT_NAME,    /* char[32], one of choices */
-    SP_OPT_CHOICE   /* int, index into choices */
+    SP_OPT_CHOICE,  /* int, index into choices */
+    SP_OPT_TEXT     /* char[256]: a path or a list of numbers */
 } sp_opt_type;
 
 typedef struct {

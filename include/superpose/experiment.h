@@ -8,8 +8,17 @@
  *                  section.key = logspace(a, b, n[, base])   base^(a..b), n points
  *                  section.key = linspace(a, b, n)
  *                  Runs are the Cartesian product of the axes.
- *   [figure.NAME]  kind = heatmap, x = <axis>, y = <axis>, metric = <metric>,
- *                  title, cap (clip values above), zmin, zmax, format (cell labels)
+ *   [feature.NAME] a node of a feature tree (data.generator = tree): parent,
+ *                  p, exclusive, readout, count, magnitude, mag_min, mag_max,
+ *                  mag_mean, mag_std (gen.h); data.n is set to its readouts
+ *   [figure.NAME]  kind = heatmap: x = <axis>, y = <axis>, metric = <metric>,
+ *                    title, cap (clip values above), zmin, zmax, format
+ *                  kind = lines: x = <axis>, metric, series = <axis>, logx,
+ *                    logy, xtransform = inverse, xlabel, ylabel, ymin, ymax
+ *                  kind = columns: the TMS model's columns of W in the plane
+ *                  kind = dims: D* and every D_i of TMS models against x
+ *                  kind = rates: expected and measured firing rate per feature
+ *                  kind = cofiring: P(j active | i active) between features
  *   [preset.NAME]  section.key = value, or sweep.section.key = list: overrides
  *                  applied when `--preset NAME` is chosen.
  * Every key and value is checked when the file is loaded, presets not
@@ -37,8 +46,12 @@ typedef struct {
 
 typedef struct {
     char name[64];
-    char kind[32];    /* heatmap */
+    char kind[32];    /* heatmap | lines | columns | dims | rates | cofiring */
     char x[64], y[64];
+    char series[64];  /* lines: one curve per value of this axis */
+    char xlabel[80], ylabel[80];
+    int logx, logy, xinverse;
+    double ymin, ymax;
     char metric[32];
     char title[160];
     char format[16];  /* cell label format, e.g. "%.2f" */

@@ -35,6 +35,55 @@ typedef struct {
  * failing: the message quotes gnuplot's first error line). */
 int sp_figure_heatmap(const char *dir, const sp_heatmap *h, sp_err *err);
 
+/* Lines and points: series of (x, y) points against numeric axes, with
+ * optional log axes and labelled horizontal reference lines. Non-finite y
+ * values are written as NaN and not drawn; a non-positive value on a log
+ * axis is an error. The data file holds one block per series. */
+typedef enum { SP_STYLE_LINESPOINTS, SP_STYLE_POINTS, SP_STYLE_LINES } sp_line_style;
+typedef struct {
+    const char *title;     /* NULL: not in the key */
+    size_t n;
+    const double *x, *y;
+    sp_line_style style;   /* POINTS: small translucent dots, for clouds */
+} sp_series;
+typedef struct {
+    const char *name, *title, *xlabel, *ylabel;
+    int logx, logy;
+    double xmin, xmax, ymin, ymax; /* NaN: automatic */
+    const sp_series *series;
+    size_t n_series;               /* 1..64 */
+    const double *hlines;          /* reference values, dashed */
+    const char *const *hline_labels;
+    size_t n_hlines;               /* 0..32 */
+    const char *header;            /* extra '#' lines (may be NULL) */
+} sp_lines;
+int sp_figure_lines(const char *dir, const sp_lines *f, sp_err *err);
+
+/* Arrows from the origin in the plane, equal aspect, unit circle dashed,
+ * each labelled at its tip (labels NULL: "0".."n-1"). */
+typedef struct {
+    const char *name, *title;
+    size_t n;
+    const double *x, *y;
+    const char *const *labels;
+    const char *header;
+} sp_vectors;
+int sp_figure_vectors(const char *dir, const sp_vectors *f, sp_err *err);
+
+/* Grouped bars: n_groups categories, n_series bars in each;
+ * values[s * n_groups + g]. */
+typedef struct {
+    const char *name, *title, *xlabel, *ylabel;
+    size_t n_groups;
+    const char *const *group_labels;
+    size_t n_series;
+    const char *const *series_labels;
+    const double *values;
+    int logy;
+    const char *header;
+} sp_bars;
+int sp_figure_bars(const char *dir, const sp_bars *f, sp_err *err);
+
 /* Checks a cell-label format: text with exactly one %e, %f or %g
  * conversion (flags, width, precision allowed), no control characters.
  * 0, or -1 with err. */

@@ -26,6 +26,15 @@ typedef void (*sp_progress_fn)(void *user, long step, long steps, double loss);
 int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn progress,
                  void *user, sp_run_result *res, sp_err *err);
 
+/* Writes a dataset of the run's data section into dir: truth.npy
+ * (n_truth x d), rates.npy (expected firing rate per truth row, when the
+ * generator has a closed form), W.npy and b.npy (generator = tms), and
+ * X.npy (samples x d) with codes.npy (samples x n_truth, dense) drawn from
+ * the run's training stream; with data.dataset = N, the fixed dataset
+ * instead: X_train.npy, codes_train.npy (the training split, shuffled
+ * once) and X_eval.npy, codes_eval.npy (the held-out split). */
+int sp_run_generate(const sp_run_cfg *cfg, const char *dir, long samples, sp_err *err);
+
 typedef struct {
     int jobs;              /* worker processes */
     int tty;               /* 1: live progress line; 0: one log line per event */

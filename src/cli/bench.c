@@ -77,6 +77,7 @@ int sp_cli_bench(int argc, char **argv)
     printf("%6s %8s %11s %11s %11s %9s %9s\n", "ratio", "latents", "samples/s", "steps/s",
            "GFLOP/s*", "x peak1", "gen %");
     const double ratios[] = {1, 4, 16};
+    double step_ratio1 = NAN; /* seconds per SAE step at ratio 1, generation excluded */
     for (size_t r = 0; r < 3; r++) {
         sp_run_cfg cfg;
         sp_config_defaults(&cfg);
@@ -106,6 +107,8 @@ int sp_cli_bench(int argc, char **argv)
             sp_train_step(L, o, x, NULL);
         }
         double t = sp_now() - t0;
+        if (r == 0)
+            step_ratio1 = (t - tgen) / (double)steps;
         double sps = (double)steps / t;
         double gf = 10.0 * (double)B * (double)m * (double)d * sps / 1e9;
         printf("%6g %8zu %11.0f %11.1f %11.1f %9.2f %9.1f\n", ratios[r], m, sps * (double)B, sps,
@@ -113,6 +116,47 @@ int sp_cli_bench(int argc, char **argv)
         gsl_matrix_float_free(x);
         sp_optim_free(o);
         sp_learner_free(L);
+        sp_gen_free(g);
+        gsl_rng_free(rng);
+    }
+    printf("\nGenerators, d = 256, G = 512, batch 256, 1 thread (cost relative to one SAE "
+           "step at ratio 1,\ngeneration excluded: %.3f ms)\n", 1e3 * step_ratio1);
+    printf("%-34s %11s %11s %9s\n", "generator", "samples/s", "ms/batch", "% step");
+    struct {
+        const char *label;
+        const char *kv[4][2];
+    } gens[] = {
+        {"sharkey, uncorrelated", {{"data.correlation", "none"}}},
+        {"sharkey, copula (full rank)", {{"data.correlation", "copula"}}},
+        {"sharkey, low-rank copula (rank 8)",
+         {{"data.correlation", "lowrank"}, {"data.rank", "8"}}},
+        {"features, zipf, k = 5", {{"data.generator", "features"}, {"data.firing", "zipf"}}},
+        {"sharkey + noise 0.05", {{"data.noise", "0.05"}}},
+    };
+    for (size_t k = 0; k < sizeof gens / sizeof gens[0]; k++) {
+        sp_run_cfg cfg;
+        sp_config_defaults(&cfg);
+        sp_err err;
+        for (int j = 0; j < 4 && gens[k].kv[j][0]; j++)
+            sp_config_set(&cfg, sp_config_find(gens[k].kv[j][0]), gens[k].kv[j][1], &err);
+        size_t B = 256;
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        sp_gen *g = sp_gen_alloc(&cfg.data, B, rng, &err);
+        gsl_matrix_float *x = gsl_matrix_float_alloc(B, 256);
+        if (!g || !x) {
+            fprintf(stderr, "superpose: bench: %s\n", err.msg);
+            return 1;
+        }
+        long reps = 4 * steps;
+        for (int w = 0; w < 10; w++)
+            sp_gen_batch(g, rng, B, NULL, x);
+        double t0 = sp_now();
+        for (long s = 0; s < reps; s++)
+            sp_gen_batch(g, rng, B, NULL, x);
+        double per = (sp_now() - t0) / (double)reps;
+        printf("%-34s %11.0f %11.3f %9.1f\n", gens[k].label, (double)B / per, 1e3 * per,
+               100.0 * per / step_ratio1);
+        gsl_matrix_float_free(x);
         sp_gen_free(g);
         gsl_rng_free(rng);
     }

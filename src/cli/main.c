@@ -25,6 +25,7 @@ static const char *usage_main =
     "commands:\n"
     "  run FILE.ini      run an experiment's sweep (resumable), then draw its figures\n"
     "  train key=value   train and score one SAE with option overrides\n"
+    "  gen FILE.ini      write an experiment's data (inputs, true codes, truth) as .npy\n"
     "  results FILE.db   print the runs of a results store as a table\n"
     "  plot FILE.ini     re-draw an experiment's figures from its store\n"
     "  bench             measure training throughput against this machine's sgemm peak\n"
@@ -53,6 +54,21 @@ static const char *usage_train =
     "  -o, --out DIR       save artifacts (.npy) and the run in DIR/results.db\n"
     "                      (default: nothing is saved)\n"
     "  -q, --quiet         no progress line\n";
+
+static const char *usage_gen =
+    "usage: superpose gen FILE.ini [options] [section.key=value ...]\n"
+    "\n"
+    "Writes the data of one run of the experiment as NumPy arrays, so any tool\n"
+    "can use them: truth.npy (n x d unit rows), X.npy (samples x d inputs),\n"
+    "codes.npy (samples x n true codes, X = codes @ truth + noise), rates.npy\n"
+    "(expected firing rates), W.npy and b.npy for the toy model (tms). With\n"
+    "data.dataset = N: X_train/codes_train and X_eval/codes_eval instead.\n"
+    "The samples are those the run trains on (same seeds).\n"
+    "\n"
+    "  -p, --preset NAME   preset of the file to apply (as for `run`)\n"
+    "  -r, --run I         which run of the sweep (default: 0, the first)\n"
+    "  -n, --samples N     samples to write when streaming (default: 10000)\n"
+    "  -o, --out DIR       output folder (default: results/<experiment>/data)\n";
 
 static const char *usage_results =
     "usage: superpose results FILE.db [options]\n"
@@ -94,6 +110,10 @@ static void print_options(FILE *out)
             snprintf(allowed, sizeof allowed, "%s", o[i].choices);
         } else if (o[i].type == SP_OPT_BOOL) {
             snprintf(allowed, sizeof allowed, "true|false");
+        } else if (o[i].type == SP_OPT_TEXT) {
+            snprintf(allowed, sizeof allowed, "text");
+        } else if (o[i].type == SP_OPT_REAL && o[i].min <= -1e299) {
+            snprintf(allowed, sizeof allowed, "any number");
         } else if (o[i].type == SP_OPT_REAL && o[i].max >= 1e299) {
             snprintf(allowed, sizeof allowed, ">= %g", o[i].min);
         } else if (o[i].type != SP_OPT_REAL) { /* %g would print 1048576 as 1.04858e+06 */
@@ -103,7 +123,8 @@ static void print_options(FILE *out)
         }
         char name[64];
         snprintf(name, sizeof name, "%s.%s", o[i].section, o[i].key);
-        fprintf(out, "  %-20s = %-8s  %s (%s)\n", name, o[i].def, o[i].help, allowed);
+        fprintf(out, "  %-20s = %-8s  %s (%s)\n", name, o[i].def[0] ? o[i].def : "\"\"",
+                o[i].help, allowed);
     }
 }
 
@@ -124,11 +145,13 @@ static int cmd_help(int argc, char **argv)
         fputs(usage_plot, stdout);
     else if (!strcmp(c, "bench"))
         fputs(usage_bench, stdout);
+    else if (!strcmp(c, "gen"))
+        fputs(usage_gen, stdout);
     else if (!strcmp(c, "options"))
         print_options(stdout);
     else {
         fprintf(stderr, "superpose: no help for '%s' (commands: run, train, results, plot, "
-                        "bench, options)\n",
+                        "bench, gen, options)\n",
                 c);
         return 2;
     }
@@ -198,6 +221,98 @@ static int cmd_run(int argc, char **argv, int plot_only)
         fprintf(stderr, "superpose: %s\n", err.msg);
     sp_experiment_free(ex);
     return rc == 0 ? 0 : 1;
+}
+
+static int cmd_gen(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"preset", required_argument, 0, 'p'}, {"run", required_argument, 0, 'r'},
+        {"samples", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    const char *preset = NULL, *out = NULL;
+    long run = 0, samples = 10000;
+    int c;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:r:n:o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': preset = optarg; break;
+        case 'r':
+            run = strtol(optarg, &end, 10);
+            if (*end || run < 0) {
+                fprintf(stderr, "superpose: --run '%s': must be an integer >= 0\n", optarg);
+                return 2;
+            }
+            break;
+        case 'n':
+            samples = strtol(optarg, &end, 10);
+            if (*end || samples < 1 || samples > 100000000) {
+                fprintf(stderr, "superpose: --samples '%s': must be an integer in [1, 1e8]\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'o': out = optarg; break;
+        case 'h': fputs(usage_gen, stdout); return 0;
+        default: fputs(usage_gen, stderr); return 2;
+        }
+    }
+    if (optind >= argc || strchr(argv[optind], '=')) {
+        fprintf(stderr, "superpose: expected an experiment file\n%s", usage_gen);
+        return 2;
+    }
+    sp_err err;
+    sp_experiment *ex = sp_experiment_load(argv[optind], preset, &err);
+    if (!ex) {
+        fprintf(stderr, "superpose: %s\n", err.msg);
+        return 2;
+    }
+    size_t total = sp_experiment_n_runs(ex);
+    sp_run_cfg cfg;
+    int rc = 2;
+    if ((size_t)run >= total) {
+        fprintf(stderr, "superpose: --run %ld: the sweep has %zu runs (0..%zu)\n", run, total,
+                total - 1);
+        goto done;
+    }
+    if (sp_experiment_run_cfg(ex, (size_t)run, &cfg, NULL, &err) != 0)
+        goto bad;
+    for (int i = optind + 1; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        char name[96];
+        if (!eq) {
+            fprintf(stderr, "superpose: '%s': expected section.key=value\n", argv[i]);
+            goto done;
+        }
+        snprintf(name, sizeof name, "%.*s", (int)(eq - argv[i]), argv[i]);
+        const sp_opt *o = sp_config_lookup(name, &err);
+        if (!o || sp_config_set(&cfg, o, eq + 1, &err) != 0)
+            goto bad;
+    }
+    if (sp_config_check(&cfg, &err) != 0)
+        goto bad;
+    char dir[1100];
+    if (out)
+        snprintf(dir, sizeof dir, "%s", out);
+    else
+        snprintf(dir, sizeof dir, "results/%s/data", ex->name);
+    double t0 = sp_now();
+    if (sp_run_generate(&cfg, dir, samples, &err) != 0) {
+        fprintf(stderr, "superpose: %s\n", err.msg);
+        rc = 1;
+        goto done;
+    }
+    printf("wrote %s/{truth,X,codes}.npy: %s generator, d=%d, n=%zu truth rows, %ld samples "
+           "(%.1fs)\n",
+           dir, cfg.data.generator, cfg.data.d, sp_gen_truth_rows(&cfg.data),
+           cfg.data.dataset > 0 ? cfg.data.dataset : samples, sp_now() - t0);
+    rc = 0;
+    goto done;
+bad:
+    fprintf(stderr, "superpose: %s\n", err.msg);
+done:
+    sp_experiment_free(ex);
+    return rc;
 }
 
 static void train_progress(void *user, long step, long steps, double loss)
@@ -391,6 +506,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1, 1);
     if (!strcmp(c, "train"))
         return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(c, "gen"))
+        return cmd_gen(argc - 1, argv + 1);
     if (!strcmp(c, "results"))
         return cmd_results(argc - 1, argv + 1);
     if (!strcmp(c, "bench"))
