@@ -1,6 +1,9 @@
 /* check_figure.c: heatmap files and rendering, template lookup, errors.
  * gnuplot is a declared dependency, so these tests run it. */
 #include <math.h>
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +268,115 @@ START_TEST(test_gnuplot_errors)
 }
 END_TEST
 
+/* Reads the png signature of dir/name.png. */
+static void expect_png(const char *dir, const char *name)
+{
+    char p[512], file[128];
+    snprintf(file, sizeof file, "%s.png", name);
+    path_of(p, sizeof p, dir, file);
+    size_t n = 0;
+    char *png = slurp(p, &n);
+    ck_assert_msg(png && n > 8 && !memcmp(png, "\x89PNG\r\n\x1a\n", 8), "%s is not a PNG", p);
+    free(png);
+    snprintf(file, sizeof file, "%s.gp", name);
+    path_of(p, sizeof p, dir, file);
+    char *gp = slurp(p, NULL);
+    ck_assert_ptr_nonnull(gp);
+    /* no placeholder left: a '@' followed by a capital letter */
+    for (char *q = strchr(gp, '@'); q; q = strchr(q + 1, '@'))
+        ck_assert_msg(!(q[1] >= 'A' && q[1] <= 'Z'), "unfilled placeholder in %s: %.20s", p, q);
+    free(gp);
+}
+
+START_TEST(test_lines_files)
+{
+    char tmp[256], p[512];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    const double x1[] = {1, 2, 4}, y1[] = {0.5, NAN, 0.25};
+    const double x2[] = {1, 3}, y2[] = {0.75, 2.0 / 3};
+    sp_series ser[2] = {{"first \"one\"", 3, x1, y1, SP_STYLE_LINESPOINTS},
+                        {NULL, 2, x2, y2, SP_STYLE_POINTS}};
+    const double refs[] = {0.5, 0.375};
+    const char *const rl[] = {"1/2", "3/8"};
+    sp_lines L = {.name = "dims", .title = "t", .xlabel = "x", .ylabel = "y", .logx = 1,
+                  .xmin = NAN, .xmax = NAN, .ymin = 0, .ymax = NAN, .series = ser,
+                  .n_series = 2, .hlines = refs, .hline_labels = rl, .n_hlines = 2,
+                  .header = "seed 3"};
+    sp_err e = {{0}};
+    ck_assert_msg(sp_figure_lines(tmp, &L, &e) == 0, "%s", e.msg);
+    expect_png(tmp, "dims");
+    path_of(p, sizeof p, tmp, "dims.dat");
+    char *dat = slurp(p, NULL);
+    ck_assert_ptr_nonnull(dat);
+    ck_assert_ptr_nonnull(strstr(dat, "# seed 3\n"));
+    /* two blocks, NaN kept as NaN, numbers round-trip */
+    ck_assert_ptr_nonnull(strstr(dat, "1 0.5\n2 NaN\n4 0.25\n\n\n# series 1"));
+    ck_assert_ptr_nonnull(strstr(dat, "3 0.666666667\n"));
+    free(dat);
+    path_of(p, sizeof p, tmp, "dims.gp");
+    char *gp = slurp(p, NULL);
+    ck_assert_ptr_nonnull(strstr(gp, "index 1 using 1:2 with points"));
+    ck_assert_ptr_nonnull(strstr(gp, "title \"first \\\"one\\\"\""));
+    ck_assert_ptr_nonnull(strstr(gp, "set label \"3/8\""));
+    ck_assert_ptr_nonnull(strstr(gp, "set logscale x"));
+    free(gp);
+    /* a non-positive value on a log axis is refused, naming the point */
+    const double xb[] = {0, 1};
+    sp_series bad = {NULL, 2, xb, y2, SP_STYLE_LINES};
+    L.series = &bad;
+    L.n_series = 1;
+    ck_assert_int_eq(sp_figure_lines(tmp, &L, &e), -1);
+    ck_assert_msg(strstr(e.msg, "log axis") && strstr(e.msg, "point 0"), "%s", e.msg);
+    L.n_series = 0;
+    ck_assert_int_eq(sp_figure_lines(tmp, &L, &e), -1);
+    L.n_series = 1;
+    L.name = "../x";
+    ck_assert_int_eq(sp_figure_lines(tmp, &L, &e), -1);
+}
+END_TEST
+
+START_TEST(test_vectors_and_bars)
+{
+    char tmp[256], p[512];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    double x[5], y[5];
+    for (int i = 0; i < 5; i++) {
+        x[i] = cos(2 * M_PI * i / 5);
+        y[i] = sin(2 * M_PI * i / 5);
+    }
+    sp_vectors v = {.name = "pent", .title = "pentagon", .n = 5, .x = x, .y = y};
+    sp_err e = {{0}};
+    ck_assert_msg(sp_figure_vectors(tmp, &v, &e) == 0, "%s", e.msg);
+    expect_png(tmp, "pent");
+    path_of(p, sizeof p, tmp, "pent.dat");
+    char *dat = slurp(p, NULL);
+    ck_assert_ptr_nonnull(strstr(dat, "\n1 0 \"0\"\n"));
+    ck_assert_ptr_nonnull(strstr(dat, "0.309016994 0.951056516 \"1\""));
+    free(dat);
+    x[2] = NAN;
+    ck_assert_int_eq(sp_figure_vectors(tmp, &v, &e), -1);
+    ck_assert_msg(strstr(e.msg, "vector 2"), "%s", e.msg);
+
+    const char *const groups[] = {"a", "b", "c"}, *const series[] = {"expected", "seen"};
+    const double vals[] = {0.25, 0.05, 0.05, 0.26, 0.049, NAN};
+    sp_bars b = {.name = "rates", .title = "rates", .xlabel = "feature", .ylabel = "p",
+                 .n_groups = 3, .group_labels = groups, .n_series = 2,
+                 .series_labels = series, .values = vals};
+    ck_assert_msg(sp_figure_bars(tmp, &b, &e) == 0, "%s", e.msg);
+    expect_png(tmp, "rates");
+    path_of(p, sizeof p, tmp, "rates.dat");
+    dat = slurp(p, NULL);
+    ck_assert_ptr_nonnull(strstr(dat, "\"group\" \"expected\" \"seen\"\n\"a\" 0.25 0.26\n"
+                                      "\"b\" 0.05 0.049\n\"c\" 0.05 NaN\n"));
+    free(dat);
+    b.logy = 1;
+    const double neg[] = {0.25, 0, 0.05, 0.26, 0.049, 0.1};
+    b.values = neg;
+    ck_assert_int_eq(sp_figure_bars(tmp, &b, &e), -1);
+    ck_assert_msg(strstr(e.msg, "log axis"), "%s", e.msg);
+}
+END_TEST
+
 Suite *make_figure_suite(void)
 {
     Suite *s = suite_create("figure");
@@ -275,6 +387,8 @@ Suite *make_figure_suite(void)
     tcase_add_test(tc, test_bad_folder);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_gnuplot_errors);
+    tcase_add_test(tc, test_lines_files);
+    tcase_add_test(tc, test_vectors_and_bars);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -197,6 +197,62 @@ START_TEST(test_sweep_kill_and_resume)
 }
 END_TEST
 
+/* train.learner = none on a tree: the truth statistics a run records.
+ * Hedging toy (REFERENCE.md 1.3): parent p = 0.25, child 0.2 given the
+ * parent, orthonormal directions: true L0 = 0.25 + 0.05 = 0.3, max |cos| 0,
+ * rates.npy = (expected 0.25, 0.05; measured), and in cofire.npy the child
+ * never fires without its parent: P(child and parent) = P(child). */
+START_TEST(test_learner_none_tree)
+{
+    char tmp[256], art[512], f[600];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(art, sizeof art, "%s/art", tmp);
+    sp_run_cfg c;
+    sp_config_defaults(&c);
+    strcpy(c.learner, "none");
+    strcpy(c.data.generator, "tree");
+    strcpy(c.data.geometry, "orthonormal");
+    c.data.d = 10;
+    c.data.n = 2;
+    c.data.n_nodes = 2;
+    memset(c.data.nodes, 0, 2 * sizeof c.data.nodes[0]);
+    strcpy(c.data.nodes[0].name, "parent");
+    c.data.nodes[0].p = 0.25;
+    strcpy(c.data.nodes[1].name, "child");
+    strcpy(c.data.nodes[1].parent, "parent");
+    c.data.nodes[1].p = 0.2;
+    for (int k = 0; k < 2; k++) {
+        c.data.nodes[k].readout = 1;
+        c.data.nodes[k].count = 1;
+    }
+    c.eval_samples = 40000;
+    sp_run_result r;
+    sp_err e = {{0}};
+    ck_assert_msg(sp_run_train(&c, art, NULL, NULL, &r, &e) == 0, "%s", e.msg);
+    double l0 = r.metric[9], maxcos = r.metric[10];
+    /* Var(L0) = Var(parent) + Var(child) + 2 Cov = .1875 + .0475 + 2 (.05 - .0125) */
+    ck_assert_msg(fabs(l0 - 0.3) < 5 * sqrt(0.31 / 40000), "true L0 %g", l0);
+    ck_assert_msg(maxcos < 1e-6, "max |cos| %g", maxcos);
+    ck_assert(isnan(r.metric[0])); /* no SAE: no MMCS */
+    float *R, *C;
+    size_t rr, rc, cr, cc;
+    snprintf(f, sizeof f, "%s/rates.npy", art);
+    ck_assert_int_eq(sp_npy_read_f32(f, &R, &rr, &rc, &e), 0);
+    snprintf(f, sizeof f, "%s/cofire.npy", art);
+    ck_assert_int_eq(sp_npy_read_f32(f, &C, &cr, &cc, &e), 0);
+    ck_assert_uint_eq(rr, 2);
+    ck_assert_uint_eq(rc, 2);
+    ck_assert_float_eq(R[0], 0.25f);
+    ck_assert_float_eq_tol(R[1], 0.05f, 1e-7);
+    ck_assert_msg(fabs(R[2] - 0.25) < 5 * sqrt(0.1875 / 40000), "parent rate %g", R[2]);
+    ck_assert_msg(fabs(R[3] - 0.05) < 5 * sqrt(0.0475 / 40000), "child rate %g", R[3]);
+    ck_assert_float_eq(C[1 * 2 + 0], C[1 * 2 + 1]); /* P(child, parent) = P(child) */
+    ck_assert_float_eq(C[0], R[2]);
+    free(R);
+    free(C);
+}
+END_TEST
+
 Suite *make_runner_suite(void)
 {
     Suite *s = suite_create("runner");
@@ -204,6 +260,7 @@ Suite *make_runner_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_run_deterministic_with_artifacts);
     tcase_add_test(tc, test_diverged_is_recorded);
+    tcase_add_test(tc, test_learner_none_tree);
     tcase_add_test(tc, test_sweep_kill_and_resume);
     suite_add_tcase(s, tc);
     return s;
