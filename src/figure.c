@@ -708,55 +708,260 @@ static void sb_put_tic_comments(sbuf *b, const char *axis, const char *idx,
     }
 }
 
-static char *heatmap_data(const sp_heatmap *h)
+/* The tic list with only every step-th label, for axes too crowded to show
+ * them all. */
+static void sb_put_tics_every(sbuf *b, const char *const *tics, size_t n, size_t step)
 {
-    sbuf b = {0};
-    sb_puts(&b, "# superpose heatmap data: ");
-    sb_puts(&b, h->name);
-    sb_puts(&b, "\n");
-    if (h->title && *h->title) {
-        sb_puts(&b, "# title: ");
-        sb_put_comment(&b, h->title);
-        sb_puts(&b, "\n");
+    sb_puts(b, "(");
+    for (size_t i = 0; i < n; i += step) {
+        sb_puts(b, i ? ", \"" : "\"");
+        if (tics)
+            sb_put_gpstring(b, tics[i]);
+        else
+            sb_printf(b, "%zu", i);
+        sb_printf(b, "\" %zu", i);
     }
-    if (h->header && *h->header) {
-        const char *p = h->header;
-        while (*p) {
-            const char *eol = strchr(p, '\n');
-            size_t n = eol ? (size_t)(eol - p) : strlen(p);
-            char *line = malloc(n + 1);
-            if (!line) {
-                b.oom = 1;
+    sb_puts(b, ")");
+}
+
+/* ------------------------------------------------------------------ */
+/* Shared by every figure kind. */
+
+/* Text for a gnuplot string and a '#' comment: valid UTF-8 (the SVG is
+ * XML, which invalid bytes would make unreadable) and no control character
+ * but newline and tab. NULL is allowed (no text). fig names the figure,
+ * what the text, for the message. */
+static int check_text(const char *fig, const char *what, const char *s, sp_err *err)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    for (size_t i = 0; p[i];) {
+        unsigned c = p[i];
+        if (c < 0x80) {
+            if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+                return sp_err_set(err, "%s: %s has the control character 0x%02x at byte %zu "
+                                  "(only newline and tab are allowed)", fig, what, c, i);
+            i++;
+            continue;
+        }
+        size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        unsigned long cp = len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                len = 0;
                 break;
             }
-            memcpy(line, p, n);
-            line[n] = '\0';
-            sb_puts(&b, "# ");
-            sb_put_comment(&b, line);
-            sb_puts(&b, "\n");
-            free(line);
-            if (!eol)
-                break;
-            p = eol + 1;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        static const unsigned long min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (len == 0 || cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return sp_err_set(err, "%s: %s is not valid UTF-8 (byte %zu)", fig, what, i);
+        i += len;
+    }
+    return 0;
+}
+
+/* Axis limits: each finite or NaN (automatic), lo below hi when both are
+ * given, both positive on a log axis. */
+static int check_range(const char *fig, char axis, double lo, double hi, int logscale,
+                       sp_err *err)
+{
+    if (isinf(lo) || isinf(hi))
+        return sp_err_set(err, "%s: %cmin and %cmax must be finite or NaN (automatic)", fig,
+                          axis, axis);
+    if (!isnan(lo) && !isnan(hi) && !(lo < hi))
+        return sp_err_set(err, "%s: %cmin (%g) must be below %cmax (%g)", fig, axis, lo, axis,
+                          hi);
+    if (logscale && ((!isnan(lo) && lo <= 0) || (!isnan(hi) && hi <= 0)))
+        return sp_err_set(err, "%s: log %c axis, but the %c range [%g, %g] is not positive "
+                          "(a log axis shows only positive values)", fig, axis, axis, lo, hi);
+    return 0;
+}
+
+/* [lo:hi] for gnuplot, * where NaN. */
+static void sb_put_range(sbuf *b, double lo, double hi)
+{
+    sb_puts(b, "[");
+    if (isnan(lo))
+        sb_puts(b, "*");
+    else
+        sb_put_number(b, lo);
+    sb_puts(b, ":");
+    if (isnan(hi))
+        sb_puts(b, "*");
+    else
+        sb_put_number(b, hi);
+    sb_puts(b, "]");
+}
+
+/* A value of a lines or vectors data file: non-finite values are written NaN,
+ * which gnuplot reads as undefined and does not draw. */
+static void sb_put_drawn(sbuf *b, double v)
+{
+    if (isfinite(v))
+        sb_printf(b, "%.9g", v);
+    else
+        sb_puts(b, "NaN");
+}
+
+/* The first lines of every data file: kind, name, title, the caller's
+ * header (each line behind "# "). */
+static void sb_put_data_header(sbuf *b, const char *kind, const char *name, const char *title,
+                               const char *header)
+{
+    sb_printf(b, "# superpose %s data: %s\n", kind, name);
+    if (title && *title) {
+        sb_puts(b, "# title: ");
+        sb_put_comment(b, title);
+        sb_puts(b, "\n");
+    }
+    for (const char *p = header; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        sb_puts(b, "# ");
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)p[i];
+            sb_putn(b, (c < 0x20 || c == 0x7f) ? " " : p + i, 1);
+        }
+        sb_puts(b, "\n");
+        if (!eol)
+            break;
+        p = eol + 1;
+    }
+}
+
+/* One line of a '#' comment: prefix, then text (or fallback when empty). */
+static void sb_put_comment_line(sbuf *b, const char *prefix, const char *text,
+                                const char *fallback)
+{
+    sb_puts(b, prefix);
+    sb_put_comment(b, text && *text ? text : fallback);
+    sb_puts(b, "\n");
+}
+
+/* A gnuplot array initializer ["a", "b", ...] of n escaped strings: texts[i],
+ * or "" when texts or texts[i] is NULL, or the index when numbered. An empty
+ * array is written as one "" (gnuplot arrays have at least one element). */
+static void sb_put_string_array(sbuf *b, const char *const *texts, size_t n, int numbered)
+{
+    sb_puts(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        sb_puts(b, i ? ", \"" : "\"");
+        if (texts && texts[i])
+            sb_put_gpstring(b, texts[i]);
+        else if (numbered)
+            sb_printf(b, "%zu", i);
+        sb_puts(b, "\"");
+    }
+    if (n == 0)
+        sb_puts(b, "\"\"");
+    sb_puts(b, "]");
+}
+
+/* Builds one figure: the template, the placeholder values and the data file
+ * are formatted under the C locale between fig_begin and fig_finish. */
+#define MAX_PLACEHOLDERS 32
+
+typedef struct {
+    char tpath[PATH_MAX];
+    char *tmpl;
+    c_locale_guard loc;
+    size_t n;
+    const char *keys[MAX_PLACEHOLDERS];
+    sbuf vals[MAX_PLACEHOLDERS];
+    sbuf data;
+    sbuf overflow; /* handed out when keys is full; marked out of memory */
+} fig_build;
+
+/* The buffer for placeholder @key@'s value. */
+static sbuf *fig_val(fig_build *fb, const char *key)
+{
+    if (fb->n == MAX_PLACEHOLDERS) {
+        fb->overflow.oom = 1;
+        return &fb->overflow;
+    }
+    fb->keys[fb->n] = key;
+    return &fb->vals[fb->n++];
+}
+
+/* Finds and reads the template, enters the C locale and fills the
+ * placeholders every kind has: NAME, DATA, PNG, SVG, TITLE. */
+static int fig_begin(fig_build *fb, const char *template_file, const char *name,
+                     const char *title, sp_err *err)
+{
+    memset(fb, 0, sizeof *fb);
+    if (find_template(template_file, fb->tpath, sizeof fb->tpath, err) != 0)
+        return -1;
+    fb->tmpl = read_small_file(fb->tpath, MAX_TEMPLATE_BYTES, err);
+    if (!fb->tmpl)
+        return -1;
+    if (c_locale_enter(&fb->loc, err) != 0) {
+        free(fb->tmpl);
+        return -1;
+    }
+    sb_puts(fig_val(fb, "NAME"), name);
+    sb_printf(fig_val(fb, "DATA"), "%s.dat", name);
+    sb_printf(fig_val(fb, "PNG"), "%s.png", name);
+    sb_printf(fig_val(fb, "SVG"), "%s.svg", name);
+    sb_put_gpstring(fig_val(fb, "TITLE"), title);
+    return 0;
+}
+
+/* Leaves the C locale, fills the template, writes NAME.dat and NAME.gp,
+ * renders, and frees everything fig_begin and fig_val made. */
+static int fig_finish(fig_build *fb, const char *dir, const char *kind, const char *name,
+                      sp_err *err)
+{
+    c_locale_leave(&fb->loc);
+    subst subs[MAX_PLACEHOLDERS];
+    int oom = fb->data.oom || fb->overflow.oom;
+    for (size_t i = 0; i < fb->n; i++) {
+        oom |= fb->vals[i].oom;
+        subs[i].key = fb->keys[i];
+        subs[i].val = fb->vals[i].p ? fb->vals[i].p : "";
+    }
+    char *script = oom ? NULL : fill_template(fb->tpath, fb->tmpl, subs, fb->n, err);
+    int rc = -1;
+    char file[256];
+    if (oom) {
+        sp_err_set(err, "out of memory writing %s '%s'", kind, name);
+    } else if (script) {
+        const char *data = fb->data.p ? fb->data.p : "";
+        snprintf(file, sizeof file, "%s.dat", name);
+        if (write_file_atomic(dir, file, data, strlen(data), err) == 0) {
+            snprintf(file, sizeof file, "%s.gp", name);
+            if (write_file_atomic(dir, file, script, strlen(script), err) == 0)
+                rc = sp_figure_render(dir, name, err);
         }
     }
-    sb_printf(&b, "#\n# A %zu x %zu matrix: data row iy = 0..%zu (the first row is drawn at "
+    free(script);
+    for (size_t i = 0; i < fb->n; i++)
+        free(fb->vals[i].p);
+    free(fb->overflow.p);
+    free(fb->data.p);
+    free(fb->tmpl);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Heatmap (continued). */
+
+static void heatmap_data(sbuf *b, const sp_heatmap *h)
+{
+    sb_put_data_header(b, "heatmap", h->name, h->title, h->header);
+    sb_printf(b, "#\n# A %zu x %zu matrix: data row iy = 0..%zu (the first row is drawn at "
               "the bottom),\n# column ix = 0..%zu; entry (iy, ix) is the value of cell "
               "(ix, iy). NaN marks a missing cell.\n", h->ny, h->nx, h->ny - 1, h->nx - 1);
-    sb_puts(&b, "# value: ");
-    sb_put_comment(&b, h->cblabel && *h->cblabel ? h->cblabel : "(no label)");
-    sb_puts(&b, "\n");
-    sb_put_tic_comments(&b, "x (columns)", "ix", h->xlabel, h->xtics, h->nx);
-    sb_put_tic_comments(&b, "y (rows)", "iy", h->ylabel, h->ytics, h->ny);
+    sb_put_comment_line(b, "# value: ", h->cblabel, "(no label)");
+    sb_put_tic_comments(b, "x (columns)", "ix", h->xlabel, h->xtics, h->nx);
+    sb_put_tic_comments(b, "y (rows)", "iy", h->ylabel, h->ytics, h->ny);
     for (size_t iy = 0; iy < h->ny; iy++) {
         for (size_t ix = 0; ix < h->nx; ix++) {
             if (ix)
-                sb_puts(&b, " ");
-            sb_put_number(&b, h->z[iy * h->nx + ix]);
+                sb_puts(b, " ");
+            sb_put_number(b, h->z[iy * h->nx + ix]);
         }
-        sb_puts(&b, "\n");
+        sb_puts(b, "\n");
     }
-    return sb_take(&b);
 }
 
 static int check_heatmap(const sp_heatmap *h, sp_err *err)
@@ -861,366 +1066,495 @@ static double cell_font(const sp_heatmap *h, const char *fmt)
     return floor(fs * 2) / 2;
 }
 
+
 int sp_figure_heatmap(const char *dir, const sp_heatmap *h, sp_err *err)
 {
     if (check_heatmap(h, err) != 0 || check_dir(dir, err) != 0)
         return -1;
-    char tpath[PATH_MAX];
-    if (find_template("heatmap.gp", tpath, sizeof tpath, err) != 0)
+    fig_build fb;
+    if (fig_begin(&fb, "heatmap.gp", h->name, h->title, err) != 0)
         return -1;
-    char *tmpl = read_small_file(tpath, MAX_TEMPLATE_BYTES, err);
-    if (!tmpl)
-        return -1;
-
-    c_locale_guard loc;
-    if (c_locale_enter(&loc, err) != 0) {
-        free(tmpl);
-        return -1;
-    }
     const char *fmt = h->label_fmt ? h->label_fmt : "%.3g";
     double lo, hi;
     heatmap_range(h, &lo, &hi);
-
-    enum { V_NAME, V_DATA, V_PNG, V_SVG, V_TITLE, V_XLABEL, V_YLABEL, V_CBLABEL, V_NX,
-           V_NY, V_XTICS, V_YTICS, V_XROTATE, V_CBMIN, V_CBMAX, V_LABELS, V_LABELFMT,
-           V_CELLFONT, V_COUNT };
-    static const char *const keys[V_COUNT] = {
-        "NAME", "DATA", "PNG", "SVG", "TITLE", "XLABEL", "YLABEL", "CBLABEL", "NX",
-        "NY", "XTICS", "YTICS", "XROTATE", "CBMIN", "CBMAX", "LABELS", "LABELFMT",
-        "CELLFONT"};
-    sbuf v[V_COUNT];
-    memset(v, 0, sizeof v);
-    sb_puts(&v[V_NAME], h->name);
-    sb_printf(&v[V_DATA], "%s.dat", h->name);
-    sb_printf(&v[V_PNG], "%s.png", h->name);
-    sb_printf(&v[V_SVG], "%s.svg", h->name);
-    sb_put_gpstring(&v[V_TITLE], h->title);
-    sb_put_gpstring(&v[V_XLABEL], h->xlabel);
-    sb_put_gpstring(&v[V_YLABEL], h->ylabel);
-    sb_put_gpstring(&v[V_CBLABEL], h->cblabel);
-    sb_printf(&v[V_NX], "%zu", h->nx);
-    sb_printf(&v[V_NY], "%zu", h->ny);
-    sb_put_tics(&v[V_XTICS], h->xtics, h->nx);
-    sb_put_tics(&v[V_YTICS], h->ytics, h->ny);
-    sb_puts(&v[V_XROTATE], xtics_need_rotation(h) ? "rotate by 45 right" : "norotate");
-    sb_put_number(&v[V_CBMIN], lo);
-    sb_put_number(&v[V_CBMAX], hi);
     double font = cell_font(h, fmt);
-    sb_puts(&v[V_LABELS], h->label_cells && font > 0 ? "1" : "0");
-    sb_put_gpstring(&v[V_LABELFMT], fmt);
-    sb_printf(&v[V_CELLFONT], "%g", font > 0 ? font : 6);
-
-    subst subs[V_COUNT];
-    int oom = 0;
-    for (int i = 0; i < V_COUNT; i++) {
-        oom |= v[i].oom;
-        subs[i].key = keys[i];
-        subs[i].val = v[i].p ? v[i].p : "";
-    }
-    char *script = oom ? NULL : fill_template(tpath, tmpl, subs, V_COUNT, err);
-    char *data = script ? heatmap_data(h) : NULL;
-    c_locale_leave(&loc);
-    for (int i = 0; i < V_COUNT; i++)
-        free(v[i].p);
-    free(tmpl);
-
-    int rc = -1;
-    char file[256];
-    if (oom || (script && !data)) {
-        sp_err_set(err, "out of memory writing heatmap '%s'", h->name);
-    } else if (script) {
-        snprintf(file, sizeof file, "%s.dat", h->name);
-        if (write_file_atomic(dir, file, data, strlen(data), err) == 0) {
-            snprintf(file, sizeof file, "%s.gp", h->name);
-            if (write_file_atomic(dir, file, script, strlen(script), err) == 0)
-                rc = sp_figure_render(dir, h->name, err);
-        }
-    }
-    free(script);
-    free(data);
-    return rc;
+    sb_put_gpstring(fig_val(&fb, "XLABEL"), h->xlabel);
+    sb_put_gpstring(fig_val(&fb, "YLABEL"), h->ylabel);
+    sb_put_gpstring(fig_val(&fb, "CBLABEL"), h->cblabel);
+    sb_printf(fig_val(&fb, "NX"), "%zu", h->nx);
+    sb_printf(fig_val(&fb, "NY"), "%zu", h->ny);
+    sb_put_tics(fig_val(&fb, "XTICS"), h->xtics, h->nx);
+    sb_put_tics(fig_val(&fb, "YTICS"), h->ytics, h->ny);
+    sb_puts(fig_val(&fb, "XROTATE"), xtics_need_rotation(h) ? "rotate by 45 right" : "norotate");
+    sb_put_number(fig_val(&fb, "CBMIN"), lo);
+    sb_put_number(fig_val(&fb, "CBMAX"), hi);
+    sb_puts(fig_val(&fb, "LABELS"), h->label_cells && font > 0 ? "1" : "0");
+    sb_put_gpstring(fig_val(&fb, "LABELFMT"), fmt);
+    sb_printf(fig_val(&fb, "CELLFONT"), "%g", font > 0 ? font : 6);
+    heatmap_data(&fb.data, h);
+    return fig_finish(&fb, dir, "heatmap", h->name, err);
 }
 
 /* ------------------------------------------------------------------ */
-/* lines, vectors, bars: the same pattern as the heatmap (template with
- * placeholders, data file, render), the plot list built here. */
+/* Lines. */
 
-static int render_with(const char *dir, const char *name, const char *template_file,
-                       const char *const *keys, sbuf *v, size_t nv, sbuf *data, sp_err *err)
+#define MAX_SERIES 64
+#define MAX_HLINES 32
+#define MAX_POINTS 50000000u
+#define N_COLOURS 8 /* line styles 1..8 (and 11..18 for points) in lines.gp */
+
+static const char *const style_names[] = {"linespoints", "points", "lines"};
+
+/* "series 2" or "series 2 ('D_i')", for messages. */
+static void series_label(char *out, size_t len, size_t s, const char *title)
 {
-    char tpath[PATH_MAX];
-    if (find_template(template_file, tpath, sizeof tpath, err) != 0)
+    if (title && *title)
+        snprintf(out, len, "series %zu ('%.40s')", s, title);
+    else
+        snprintf(out, len, "series %zu", s);
+}
+
+static int check_lines(const sp_lines *f, char *fig, size_t figlen, sp_err *err)
+{
+    if (!f)
+        return sp_err_set(err, "no lines figure given");
+    if (check_name(f->name, err) != 0)
         return -1;
-    char *tmpl = read_small_file(tpath, MAX_TEMPLATE_BYTES, err);
-    if (!tmpl)
+    snprintf(fig, figlen, "lines '%s'", f->name);
+    if (check_text(fig, "title", f->title, err) != 0 ||
+        check_text(fig, "xlabel", f->xlabel, err) != 0 ||
+        check_text(fig, "ylabel", f->ylabel, err) != 0)
         return -1;
-    subst subs[16];
-    int oom = data->oom;
-    for (size_t i = 0; i < nv; i++) {
-        oom |= v[i].oom;
-        subs[i].key = keys[i];
-        subs[i].val = v[i].p ? v[i].p : "";
-    }
-    char *script = oom ? NULL : fill_template(tpath, tmpl, subs, (int)nv, err);
-    free(tmpl);
-    int rc = -1;
-    char file[256];
-    if (oom) {
-        sp_err_set(err, "out of memory writing figure '%s'", name);
-    } else if (script) {
-        snprintf(file, sizeof file, "%s.dat", name);
-        const char *d = data->p ? data->p : "";
-        if (write_file_atomic(dir, file, d, strlen(d), err) == 0) {
-            snprintf(file, sizeof file, "%s.gp", name);
-            if (write_file_atomic(dir, file, script, strlen(script), err) == 0)
-                rc = sp_figure_render(dir, name, err);
+    if (f->n_series == 0 || f->n_series > MAX_SERIES || !f->series)
+        return sp_err_set(err, "%s: %zu series given%s: 1 to %d are allowed", fig, f->n_series,
+                          f->series ? "" : " (series is NULL)", MAX_SERIES);
+    if (check_range(fig, 'x', f->xmin, f->xmax, f->logx, err) != 0 ||
+        check_range(fig, 'y', f->ymin, f->ymax, f->logy, err) != 0)
+        return -1;
+    size_t total = 0, drawn = 0;
+    for (size_t s = 0; s < f->n_series; s++) {
+        const sp_series *se = &f->series[s];
+        char what[96];
+        snprintf(what, sizeof what, "series %zu title", s);
+        if (check_text(fig, what, se->title, err) != 0)
+            return -1;
+        series_label(what, sizeof what, s, se->title);
+        if ((unsigned)se->style > (unsigned)SP_STYLE_LINES)
+            return sp_err_set(err, "%s: %s has style %d: use SP_STYLE_LINESPOINTS, "
+                              "SP_STYLE_POINTS or SP_STYLE_LINES", fig, what, (int)se->style);
+        if (se->n && (!se->x || !se->y))
+            return sp_err_set(err, "%s: %s has %zu points but x or y is NULL", fig, what, se->n);
+        if (se->n > MAX_POINTS || total + se->n > MAX_POINTS)
+            return sp_err_set(err, "%s: more than %u points in all", fig, MAX_POINTS);
+        total += se->n;
+        for (size_t i = 0; i < se->n; i++) {
+            double x = se->x[i], y = se->y[i];
+            if (f->logx && isfinite(x) && x <= 0)
+                return sp_err_set(err, "%s: log x axis, but %s point %zu has x = %g (a log "
+                                  "axis shows only positive values)", fig, what, i, x);
+            if (f->logy && isfinite(y) && y <= 0)
+                return sp_err_set(err, "%s: log y axis, but %s point %zu has y = %g (a log "
+                                  "axis shows only positive values)", fig, what, i, y);
+            drawn += isfinite(x) && isfinite(y);
         }
     }
-    free(script);
-    return rc;
+    if (drawn == 0)
+        return sp_err_set(err, "%s: no point has a finite x and y: nothing to draw", fig);
+    if (f->n_hlines > MAX_HLINES || (f->n_hlines && !f->hlines))
+        return sp_err_set(err, "%s: %zu reference lines given%s: at most %d are allowed", fig,
+                          f->n_hlines, f->hlines ? "" : " (hlines is NULL)", MAX_HLINES);
+    for (size_t h = 0; h < f->n_hlines; h++) {
+        double y = f->hlines[h];
+        if (!isfinite(y))
+            return sp_err_set(err, "%s: reference line %zu is at y = %g: it must be finite",
+                              fig, h, y);
+        if (f->logy && y <= 0)
+            return sp_err_set(err, "%s: log y axis, but reference line %zu is at y = %g (a "
+                              "log axis shows only positive values)", fig, h, y);
+        char what[64];
+        snprintf(what, sizeof what, "reference line %zu label", h);
+        if (f->hline_labels && check_text(fig, what, f->hline_labels[h], err) != 0)
+            return -1;
+    }
+    return 0;
 }
 
-static void common_subs(sbuf *v, const char *name, const char *title)
+/* The reference lines inside the y range the caller fixed (an automatic
+ * bound is stretched by gnuplot to include them), highest first: the
+ * template places their labels top down. */
+static size_t visible_hlines(const sp_lines *f, size_t idx[MAX_HLINES])
 {
-    sb_puts(&v[0], name);
-    sb_printf(&v[1], "%s.dat", name);
-    sb_printf(&v[2], "%s.png", name);
-    sb_printf(&v[3], "%s.svg", name);
-    sb_put_gpstring(&v[4], title);
+    size_t n = 0;
+    for (size_t h = 0; h < f->n_hlines; h++) {
+        double y = f->hlines[h];
+        if ((!isnan(f->ymin) && y < f->ymin) || (!isnan(f->ymax) && y > f->ymax))
+            continue;
+        size_t j = n++;
+        for (; j > 0 && f->hlines[idx[j - 1]] < y; j--)
+            idx[j] = idx[j - 1];
+        idx[j] = h;
+    }
+    return n;
 }
 
-static void put_header(sbuf *b, const char *what, const char *header)
+/* A reference line's label: the caller's, else the value. */
+static void hline_label(char *out, size_t len, const sp_lines *f, size_t h)
 {
-    sb_printf(b, "# %s\n", what);
-    if (header && *header) {
-        sb_puts(b, "# ");
-        for (const char *p = header; *p; p++) {
-            if (*p == '\n')
-                sb_puts(b, "\n# ");
-            else
-                sb_putn(b, (*p < 0x20 && *p != '\t') ? " " : p, 1);
+    if (f->hline_labels && f->hline_labels[h])
+        snprintf(out, len, "%s", f->hline_labels[h]);
+    else
+        snprintf(out, len, "%.4g", f->hlines[h]);
+}
+
+static void lines_data(sbuf *b, const sp_lines *f)
+{
+    sb_put_data_header(b, "lines", f->name, f->title, f->header);
+    sb_printf(b, "#\n# %zu series, one block each (gnuplot: index 0..%zu), blocks separated by "
+              "two blank lines.\n# Columns: x y. NaN marks a non-finite value: that point is "
+              "not drawn.\n", f->n_series, f->n_series - 1);
+    sb_put_comment_line(b, "# x: ", f->xlabel, "(no label)");
+    if (f->logx)
+        sb_puts(b, "#    (log scale)\n");
+    sb_put_comment_line(b, "# y: ", f->ylabel, "(no label)");
+    if (f->logy)
+        sb_puts(b, "#    (log scale)\n");
+    if (f->n_hlines)
+        sb_puts(b, "# reference lines (y: label):\n");
+    for (size_t h = 0; h < f->n_hlines; h++) {
+        char label[256];
+        hline_label(label, sizeof label, f, h);
+        sb_puts(b, "#   ");
+        sb_put_number(b, f->hlines[h]);
+        sb_put_comment_line(b, ": ", label, "");
+    }
+    for (size_t s = 0; s < f->n_series; s++) {
+        const sp_series *se = &f->series[s];
+        sb_printf(b, "%s# series %zu: ", s ? "\n\n" : "", s);
+        sb_put_comment(b, se->title && *se->title ? se->title : "(untitled)");
+        sb_printf(b, " (%zu points, drawn with %s)\n# x y\n", se->n, style_names[se->style]);
+        if (se->n == 0)
+            sb_puts(b, "# (no points: this NaN row keeps the block, so that index numbers "
+                       "match series numbers)\nNaN NaN\n");
+        for (size_t i = 0; i < se->n; i++) {
+            sb_put_drawn(b, se->x[i]);
+            sb_puts(b, " ");
+            sb_put_drawn(b, se->y[i]);
+            sb_puts(b, "\n");
+        }
+    }
+}
+
+int sp_figure_lines(const char *dir, const sp_lines *f, sp_err *err)
+{
+    char fig[240];
+    if (check_lines(f, fig, sizeof fig, err) != 0 || check_dir(dir, err) != 0)
+        return -1;
+    size_t hidx[MAX_HLINES];
+    size_t nh = visible_hlines(f, hidx);
+    fig_build fb;
+    if (fig_begin(&fb, "lines.gp", f->name, f->title, err) != 0)
+        return -1;
+    sb_put_gpstring(fig_val(&fb, "XLABEL"), f->xlabel);
+    sb_put_gpstring(fig_val(&fb, "YLABEL"), f->ylabel);
+    sb_puts(fig_val(&fb, "LOGX"), f->logx ? "1" : "0");
+    sb_puts(fig_val(&fb, "LOGY"), f->logy ? "1" : "0");
+    sb_put_range(fig_val(&fb, "XRANGE"), f->xmin, f->xmax);
+    sb_put_range(fig_val(&fb, "YRANGE"), f->ymin, f->ymax);
+    size_t titled = 0;
+    for (size_t s = 0; s < f->n_series; s++)
+        titled += f->series[s].title && *f->series[s].title;
+    sb_puts(fig_val(&fb, "KEY"), titled > 1 ? "1" : "0");
+
+    sb_printf(fig_val(&fb, "NH"), "%zu", nh);
+    sb_printf(fig_val(&fb, "NHA"), "%zu", nh ? nh : 1);
+    sbuf *hy = fig_val(&fb, "HY"), *hl = fig_val(&fb, "HLABELS");
+    sb_puts(hy, nh ? "[" : "[NaN");
+    sb_puts(hl, nh ? "[" : "[\"\"");
+    size_t width = 0;
+    for (size_t k = 0; k < nh; k++) {
+        char label[256];
+        hline_label(label, sizeof label, f, hidx[k]);
+        if (text_width(label) > width)
+            width = text_width(label);
+        sb_puts(hy, k ? ", " : "");
+        sb_put_number(hy, f->hlines[hidx[k]]);
+        sb_puts(hl, k ? ", \"" : "\"");
+        sb_put_gpstring(hl, label);
+        sb_puts(hl, "\"");
+    }
+    sb_puts(hy, "]");
+    sb_puts(hl, "]");
+    /* Labels are drawn at 11 pt, about 0.85 of a 13-pt character. */
+    sb_printf(fig_val(&fb, "RMARGIN"), "%d", nh ? (int)(0.85 * (double)width + 2.5) : -1);
+
+    sbuf *plot = fig_val(&fb, "PLOT");
+    for (size_t s = 0; s < f->n_series; s++) {
+        const sp_series *se = &f->series[s];
+        sb_printf(plot, "%s'%s.dat' index %zu using 1:2 with %s ls %zu ", s ? ", \\\n     " : "",
+                  f->name, s, style_names[se->style],
+                  s % N_COLOURS + (se->style == SP_STYLE_POINTS ? 11 : 1));
+        if (se->title && *se->title) {
+            sb_puts(plot, "title \"");
+            sb_put_gpstring(plot, se->title);
+            sb_puts(plot, "\"");
+        } else {
+            sb_puts(plot, "notitle");
+        }
+    }
+    lines_data(&fb.data, f);
+    return fig_finish(&fb, dir, "lines", f->name, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Vectors. */
+
+#define MAX_PANELS 64
+#define MAX_VECTORS 10000
+
+static int check_vectors(const sp_vectors *v, char *fig, size_t figlen, sp_err *err)
+{
+    if (!v)
+        return sp_err_set(err, "no vectors figure given");
+    if (check_name(v->name, err) != 0)
+        return -1;
+    snprintf(fig, figlen, "vectors '%s'", v->name);
+    if (check_text(fig, "title", v->title, err) != 0)
+        return -1;
+    if (v->n == 0 || v->n > MAX_VECTORS)
+        return sp_err_set(err, "%s: %zu vectors per panel: 1 to %d are allowed", fig, v->n,
+                          MAX_VECTORS);
+    if (v->panels > MAX_PANELS)
+        return sp_err_set(err, "%s: %zu panels: at most %d are allowed", fig, v->panels,
+                          MAX_PANELS);
+    if (!v->x || !v->y)
+        return sp_err_set(err, "%s: no coordinates (x or y is NULL)", fig);
+    char what[64];
+    for (size_t i = 0; v->labels && i < v->n; i++) {
+        snprintf(what, sizeof what, "label %zu", i);
+        if (check_text(fig, what, v->labels[i], err) != 0)
+            return -1;
+    }
+    size_t np = v->panels ? v->panels : 1;
+    for (size_t p = 0; v->panel_titles && p < np; p++) {
+        snprintf(what, sizeof what, "panel %zu title", p);
+        if (check_text(fig, what, v->panel_titles[p], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void vectors_data(sbuf *b, const sp_vectors *v, size_t np)
+{
+    sb_put_data_header(b, "vectors", v->name, v->title, v->header);
+    sb_printf(b, "#\n# %zu panel%s of %zu vectors from the origin: one block per panel "
+              "(gnuplot: index 0..%zu),\n# blocks separated by two blank lines. Columns: x y, "
+              "the tip of the vector; row i is vector i.\n# NaN marks a non-finite "
+              "coordinate: that vector is not drawn.\n# vector labels by row i:\n", np,
+              np == 1 ? "" : "s", v->n, np - 1);
+    for (size_t i = 0; i < v->n; i++) {
+        sb_printf(b, "#   i %zu: ", i);
+        if (v->labels && v->labels[i])
+            sb_put_comment(b, v->labels[i]);
+        else
+            sb_printf(b, "%zu", i);
+        sb_puts(b, "\n");
+    }
+    for (size_t p = 0; p < np; p++) {
+        sb_printf(b, "%s# panel %zu: ", p ? "\n\n" : "", p);
+        sb_put_comment(b, v->panel_titles && v->panel_titles[p] && *v->panel_titles[p]
+                              ? v->panel_titles[p] : "(untitled)");
+        sb_puts(b, "\n# x y\n");
+        for (size_t i = 0; i < v->n; i++) {
+            double x = v->x[p * v->n + i], y = v->y[p * v->n + i];
+            int ok = isfinite(x) && isfinite(y);
+            sb_put_drawn(b, ok ? x : NAN);
+            sb_puts(b, " ");
+            sb_put_drawn(b, ok ? y : NAN);
+            sb_puts(b, "\n");
+        }
+    }
+}
+
+int sp_figure_vectors(const char *dir, const sp_vectors *v, sp_err *err)
+{
+    char fig[240];
+    if (check_vectors(v, fig, sizeof fig, err) != 0 || check_dir(dir, err) != 0)
+        return -1;
+    size_t np = v->panels ? v->panels : 1;
+    double longest = 0;
+    for (size_t i = 0; i < np * v->n; i++)
+        if (isfinite(v->x[i]) && isfinite(v->y[i]) && hypot(v->x[i], v->y[i]) > longest)
+            longest = hypot(v->x[i], v->y[i]);
+    size_t cols = 1;
+    while (cols * cols < np)
+        cols++;
+    size_t rows = (np + cols - 1) / cols;
+
+    fig_build fb;
+    if (fig_begin(&fb, "vectors.gp", v->name, v->title, err) != 0)
+        return -1;
+    sb_printf(fig_val(&fb, "NP"), "%zu", np);
+    sb_printf(fig_val(&fb, "N"), "%zu", v->n);
+    /* Room beyond the longest tip for its label. */
+    sb_put_number(fig_val(&fb, "R"), longest > 0 ? 1.2 * longest : 1.0);
+    sb_printf(fig_val(&fb, "ROWS"), "%zu", rows);
+    sb_printf(fig_val(&fb, "COLS"), "%zu", cols);
+    sb_printf(fig_val(&fb, "WIDTH"), "%zu", np == 1 ? (size_t)700 : 440 * cols);
+    sb_printf(fig_val(&fb, "HEIGHT"), "%zu", np == 1 ? (size_t)720 : 440 * rows + 60);
+    sb_put_string_array(fig_val(&fb, "LABELS"), v->labels, v->n, 1);
+    sb_put_string_array(fig_val(&fb, "PTITLES"), v->panel_titles, np, 0);
+    sbuf *notes = fig_val(&fb, "PNOTES");
+    for (size_t p = 0; p < np; p++) {
+        size_t bad = 0;
+        for (size_t i = 0; i < v->n; i++)
+            bad += !isfinite(v->x[p * v->n + i]) || !isfinite(v->y[p * v->n + i]);
+        sb_puts(notes, p ? ", \"" : "[\"");
+        if (bad)
+            sb_printf(notes, "%zu of %zu vectors not finite: not drawn", bad, v->n);
+        sb_puts(notes, "\"");
+    }
+    sb_puts(notes, "]");
+    vectors_data(&fb.data, v, np);
+    return fig_finish(&fb, dir, "vectors", v->name, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Bars. */
+
+#define MAX_BAR_SERIES 16
+
+static int check_bars(const sp_bars *f, char *fig, size_t figlen, sp_err *err)
+{
+    if (!f)
+        return sp_err_set(err, "no bars figure given");
+    if (check_name(f->name, err) != 0)
+        return -1;
+    snprintf(fig, figlen, "bars '%s'", f->name);
+    if (check_text(fig, "title", f->title, err) != 0 ||
+        check_text(fig, "xlabel", f->xlabel, err) != 0 ||
+        check_text(fig, "ylabel", f->ylabel, err) != 0)
+        return -1;
+    if (f->n_groups == 0 || f->n_groups > MAX_GRID || f->n_series == 0 ||
+        f->n_series > MAX_BAR_SERIES)
+        return sp_err_set(err, "%s: %zu groups x %zu series: 1 to %d groups and 1 to %d "
+                          "series are allowed", fig, f->n_groups, f->n_series, MAX_GRID,
+                          MAX_BAR_SERIES);
+    if (!f->values)
+        return sp_err_set(err, "%s: no values (values is NULL)", fig);
+    char what[64];
+    for (size_t g = 0; f->group_labels && g < f->n_groups; g++) {
+        snprintf(what, sizeof what, "group label %zu", g);
+        if (!f->group_labels[g])
+            return sp_err_set(err, "%s: %s is NULL", fig, what);
+        if (check_text(fig, what, f->group_labels[g], err) != 0)
+            return -1;
+    }
+    for (size_t s = 0; f->series_labels && s < f->n_series; s++) {
+        snprintf(what, sizeof what, "series label %zu", s);
+        if (check_text(fig, what, f->series_labels[s], err) != 0)
+            return -1;
+    }
+    size_t drawn = 0;
+    for (size_t s = 0; s < f->n_series; s++)
+        for (size_t g = 0; g < f->n_groups; g++) {
+            double y = f->values[s * f->n_groups + g];
+            if (f->logy && isfinite(y) && y <= 0)
+                return sp_err_set(err, "%s: log y axis, but series %zu group %zu has the value "
+                                  "%g (a log axis shows only positive values)", fig, s, g, y);
+            drawn += isfinite(y) != 0;
+        }
+    if (drawn == 0)
+        return sp_err_set(err, "%s: no value is finite: nothing to draw", fig);
+    return 0;
+}
+
+static void bars_data(sbuf *b, const sp_bars *f)
+{
+    sb_put_data_header(b, "bars", f->name, f->title, f->header);
+    sb_printf(b, "#\n# %zu groups x %zu series: row g = 0..%zu is a group, column s = 0..%zu a "
+              "series\n# (row g holds values[s * n_groups + g]). NaN marks a missing value: "
+              "no bar.\n", f->n_groups, f->n_series, f->n_groups - 1, f->n_series - 1);
+    sb_put_comment_line(b, "# value: ", f->ylabel, "(no label)");
+    if (f->logy)
+        sb_puts(b, "#    (log scale)\n");
+    sb_puts(b, "# columns (series) by s:\n");
+    for (size_t s = 0; s < f->n_series; s++) {
+        sb_printf(b, "#   s %zu: ", s);
+        sb_put_comment(b, f->series_labels && f->series_labels[s] && *f->series_labels[s]
+                              ? f->series_labels[s] : "(untitled)");
+        sb_puts(b, "\n");
+    }
+    sb_put_tic_comments(b, "x (rows, groups)", "g", f->xlabel, f->group_labels, f->n_groups);
+    for (size_t g = 0; g < f->n_groups; g++) {
+        for (size_t s = 0; s < f->n_series; s++) {
+            if (s)
+                sb_puts(b, " ");
+            sb_put_number(b, f->values[s * f->n_groups + g]);
         }
         sb_puts(b, "\n");
     }
 }
 
-static void put_range(sbuf *b, double lo, double hi)
-{
-    sb_puts(b, "[");
-    if (isfinite(lo))
-        sb_put_number(b, lo);
-    else
-        sb_puts(b, "*");
-    sb_puts(b, ":");
-    if (isfinite(hi))
-        sb_put_number(b, hi);
-    else
-        sb_puts(b, "*");
-    sb_puts(b, "]");
-}
-
-static void free_subs(sbuf *v, size_t n, sbuf *data)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i].p);
-    free(data->p);
-}
-
-int sp_figure_lines(const char *dir, const sp_lines *f, sp_err *err)
-{
-    if (!f || check_name(f->name, err) != 0 || check_dir(dir, err) != 0)
-        return -1;
-    if (f->n_series == 0 || f->n_series > 64 || !f->series)
-        return sp_err_set(err, "figure '%s': between 1 and 64 series are needed", f->name);
-    if (f->n_hlines > 32 || (f->n_hlines && !f->hlines))
-        return sp_err_set(err, "figure '%s': at most 32 reference lines", f->name);
-    for (size_t s = 0; s < f->n_series; s++) {
-        const sp_series *se = &f->series[s];
-        if (se->n && (!se->x || !se->y))
-            return sp_err_set(err, "figure '%s': series %zu has no data", f->name, s);
-        for (size_t i = 0; i < se->n; i++)
-            if ((f->logx && isfinite(se->x[i]) && se->x[i] <= 0) ||
-                (f->logy && isfinite(se->y[i]) && se->y[i] <= 0))
-                return sp_err_set(err, "figure '%s': series %zu point %zu (%g, %g) is not "
-                                       "positive on a log axis", f->name, s, i, se->x[i],
-                                  se->y[i]);
-    }
-    c_locale_guard loc;
-    if (c_locale_enter(&loc, err) != 0)
-        return -1;
-    enum { N_V = 12 };
-    static const char *const keys[N_V] = {"NAME", "DATA", "PNG", "SVG", "TITLE", "XLABEL",
-                                          "YLABEL", "LOGX", "LOGY", "XRANGE", "YRANGE", "KEY"};
-    sbuf v[N_V + 2], data;
-    memset(v, 0, sizeof v);
-    memset(&data, 0, sizeof data);
-    common_subs(v, f->name, f->title);
-    sb_put_gpstring(&v[5], f->xlabel);
-    sb_put_gpstring(&v[6], f->ylabel);
-    sb_puts(&v[7], f->logx ? "set logscale x" : "unset logscale x");
-    sb_puts(&v[8], f->logy ? "set logscale y" : "unset logscale y");
-    put_range(&v[9], f->xmin, f->xmax);
-    put_range(&v[10], f->ymin, f->ymax);
-    size_t titled = 0;
-    for (size_t s = 0; s < f->n_series; s++)
-        titled += f->series[s].title != NULL;
-    sb_puts(&v[11], titled > 1 || (titled == 1 && f->n_series > 1)
-                        ? "set key outside top center horizontal"
-                        : "unset key");
-    /* @REFS@ and @PLOT@ */
-    sbuf *refs = &v[12], *plot = &v[13];
-    for (size_t h = 0; h < f->n_hlines; h++) {
-        sb_puts(refs, "set arrow from graph 0, first ");
-        sb_put_number(refs, f->hlines[h]);
-        sb_puts(refs, " to graph 1, first ");
-        sb_put_number(refs, f->hlines[h]);
-        sb_puts(refs, " nohead dt 2 lw 1 lc rgb \"#888888\" back\n");
-        sb_puts(refs, "set label \"");
-        sb_put_gpstring(refs, f->hline_labels && f->hline_labels[h] ? f->hline_labels[h] : "");
-        sb_puts(refs, "\" at graph 1.01, first ");
-        sb_put_number(refs, f->hlines[h]);
-        sb_puts(refs, " left font \",11\" tc rgb \"#555555\"\n");
-    }
-    static const char *const colors[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7",
-                                         "#e69f00", "#56b4e9", "#000000", "#f0e442"};
-    put_header(&data, "x y: one block per series (index 0, 1, ...), NaN = missing", f->header);
-    for (size_t s = 0; s < f->n_series; s++) {
-        const sp_series *se = &f->series[s];
-        const char *col = colors[s % 8];
-        if (s)
-            sb_puts(plot, ", \\\n     ");
-        sb_printf(plot, "'%s.dat' index %zu using 1:2 ", f->name, s);
-        if (se->style == SP_STYLE_POINTS)
-            sb_printf(plot, "with points pt 7 ps 0.5 lc rgb \"#60%s\"", col + 1);
-        else if (se->style == SP_STYLE_LINES)
-            sb_printf(plot, "with lines lw 2 lc rgb \"%s\"", col);
-        else
-            sb_printf(plot, "with linespoints pt 7 ps 0.9 lw 2 lc rgb \"%s\"", col);
-        if (se->title) {
-            sb_puts(plot, " title \"");
-            sb_put_gpstring(plot, se->title);
-            sb_puts(plot, "\"");
-        } else {
-            sb_puts(plot, " notitle");
-        }
-        if (s)
-            sb_puts(&data, "\n\n");
-        sb_puts(&data, "# series ");
-        sb_printf(&data, "%zu: ", s);
-        sb_put_comment(&data, se->title ? se->title : "(untitled)");
-        sb_puts(&data, "\n");
-        for (size_t i = 0; i < se->n; i++) {
-            sb_put_number(&data, se->x[i]);
-            sb_puts(&data, " ");
-            sb_put_number(&data, se->y[i]);
-            sb_puts(&data, "\n");
-        }
-    }
-    if (!refs->p)
-        sb_puts(refs, "# (no reference lines)");
-    c_locale_leave(&loc);
-    const char *keys2[N_V + 2];
-    for (int i = 0; i < N_V; i++)
-        keys2[i] = keys[i];
-    keys2[N_V] = "REFS";
-    keys2[N_V + 1] = "PLOT";
-    int rc = render_with(dir, f->name, "lines.gp", keys2, v, N_V + 2, &data, err);
-    free_subs(v, N_V + 2, &data);
-    return rc;
-}
-
-int sp_figure_vectors(const char *dir, const sp_vectors *f, sp_err *err)
-{
-    if (!f || check_name(f->name, err) != 0 || check_dir(dir, err) != 0)
-        return -1;
-    if (f->n == 0 || !f->x || !f->y)
-        return sp_err_set(err, "figure '%s': no vectors", f->name);
-    double r = 0;
-    for (size_t i = 0; i < f->n; i++) {
-        if (!isfinite(f->x[i]) || !isfinite(f->y[i]))
-            return sp_err_set(err, "figure '%s': vector %zu is not finite", f->name, i);
-        r = fmax(r, hypot(f->x[i], f->y[i]));
-    }
-    c_locale_guard loc;
-    if (c_locale_enter(&loc, err) != 0)
-        return -1;
-    static const char *const keys[6] = {"NAME", "DATA", "PNG", "SVG", "TITLE", "R"};
-    sbuf v[6], data;
-    memset(v, 0, sizeof v);
-    memset(&data, 0, sizeof data);
-    common_subs(v, f->name, f->title);
-    sb_put_number(&v[5], 1.25 * fmax(r, 1.0));
-    put_header(&data, "x y \"label\": one arrow from the origin per row", f->header);
-    for (size_t i = 0; i < f->n; i++) {
-        sb_put_number(&data, f->x[i]);
-        sb_puts(&data, " ");
-        sb_put_number(&data, f->y[i]);
-        sb_puts(&data, " \"");
-        if (f->labels && f->labels[i])
-            sb_put_gpstring(&data, f->labels[i]);
-        else
-            sb_printf(&data, "%zu", i);
-        sb_puts(&data, "\"\n");
-    }
-    c_locale_leave(&loc);
-    int rc = render_with(dir, f->name, "vectors.gp", keys, v, 6, &data, err);
-    free_subs(v, 6, &data);
-    return rc;
-}
-
 int sp_figure_bars(const char *dir, const sp_bars *f, sp_err *err)
 {
-    if (!f || check_name(f->name, err) != 0 || check_dir(dir, err) != 0)
+    char fig[240];
+    if (check_bars(f, fig, sizeof fig, err) != 0 || check_dir(dir, err) != 0)
         return -1;
-    if (f->n_groups == 0 || f->n_groups > MAX_GRID || f->n_series == 0 || f->n_series > 16 ||
-        !f->values)
-        return sp_err_set(err, "figure '%s': %zu groups x %zu series is empty or too large",
-                          f->name, f->n_groups, f->n_series);
-    for (size_t i = 0; f->logy && i < f->n_series * f->n_groups; i++)
-        if (isfinite(f->values[i]) && f->values[i] <= 0)
-            return sp_err_set(err, "figure '%s': value %zu (%g) is not positive on a log axis",
-                              f->name, i, f->values[i]);
-    c_locale_guard loc;
-    if (c_locale_enter(&loc, err) != 0)
-        return -1;
-    static const char *const keys[10] = {"NAME", "DATA", "PNG", "SVG", "TITLE",
-                                         "XLABEL", "YLABEL", "NCOL", "LOGY", "XROTATE"};
-    sbuf v[10], data;
-    memset(v, 0, sizeof v);
-    memset(&data, 0, sizeof data);
-    common_subs(v, f->name, f->title);
-    sb_put_gpstring(&v[5], f->xlabel);
-    sb_put_gpstring(&v[6], f->ylabel);
-    sb_printf(&v[7], "%zu", f->n_series + 1);
-    sb_puts(&v[8], f->logy ? "set logscale y\nset yrange [*:*]" : "unset logscale y\nset yrange [0:*]");
-    size_t width = 0;
-    for (size_t g = 0; f->group_labels && g < f->n_groups; g++)
-        width += f->group_labels[g] ? text_width(f->group_labels[g]) + 1 : 3;
-    sb_puts(&v[9], width > 80 ? "rotate by 45 right" : "norotate");
-    put_header(&data, "one row per group: label, then one value per series", f->header);
-    sb_puts(&data, "\"group\"");
-    for (size_t s = 0; s < f->n_series; s++) {
-        sb_puts(&data, " \"");
-        sb_put_gpstring(&data, f->series_labels && f->series_labels[s] ? f->series_labels[s]
-                                                                       : "series");
-        sb_puts(&data, "\"");
-    }
-    sb_puts(&data, "\n");
+    /* Canvas: about 12 px per bar and 10 px between groups, 900..2000 px
+     * wide; the plot area is about 170 px narrower. A 13-pt digit is about
+     * 9.5 px wide and a line of text about 20 px high. */
+    double ng = (double)f->n_groups, ns = (double)f->n_series;
+    double width = fmin(2000, fmax(900, 170 + ng * (12 * ns + 10)));
+    double plot_w = width - 170;
+    size_t w = 1;
     for (size_t g = 0; g < f->n_groups; g++) {
-        sb_puts(&data, "\"");
-        if (f->group_labels && f->group_labels[g])
-            sb_put_gpstring(&data, f->group_labels[g]);
-        else
-            sb_printf(&data, "%zu", g);
-        sb_puts(&data, "\"");
-        for (size_t s = 0; s < f->n_series; s++) {
-            sb_puts(&data, " ");
-            sb_put_number(&data, f->values[s * f->n_groups + g]);
-        }
-        sb_puts(&data, "\n");
+        size_t t = f->group_labels ? text_width(f->group_labels[g]) : (size_t)log10(ng) + 1;
+        if (t > w)
+            w = t;
     }
-    c_locale_leave(&loc);
-    int rc = render_with(dir, f->name, "bars.gp", keys, v, 10, &data, err);
-    free_subs(v, 10, &data);
-    return rc;
+    int rotate = ng * (9.5 * (double)w + 12) > plot_w;
+    /* Rotated labels need a line height each; beyond that, label every
+     * step-th group, step from 1, 2, 5, 10, 20, 50, ... */
+    double need = ng * (rotate ? 20 : 9.5 * (double)w + 12) / plot_w;
+    size_t step = 1;
+    for (size_t k = 0; (double)step < need; k++)
+        step = (size_t)(k % 3 == 1 ? 2.5 * (double)step : 2.0 * (double)step);
+    double height = 600 + (rotate ? fmin(400, 0.7 * 9.5 * (double)w) : 0);
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < f->n_groups * f->n_series; i++)
+        if (isfinite(f->values[i])) {
+            lo = fmin(lo, f->values[i]);
+            hi = fmax(hi, f->values[i]);
+        }
+    size_t titled = 0;
+    for (size_t s = 0; f->series_labels && s < f->n_series; s++)
+        titled += f->series_labels[s] && *f->series_labels[s];
+
+    fig_build fb;
+    if (fig_begin(&fb, "bars.gp", f->name, f->title, err) != 0)
+        return -1;
+    sb_put_gpstring(fig_val(&fb, "XLABEL"), f->xlabel);
+    sb_put_gpstring(fig_val(&fb, "YLABEL"), f->ylabel);
+    sb_printf(fig_val(&fb, "NG"), "%zu", f->n_groups);
+    sb_printf(fig_val(&fb, "NS"), "%zu", f->n_series);
+    sb_put_string_array(fig_val(&fb, "SLABELS"), f->series_labels, f->n_series, 0);
+    sb_put_tics_every(fig_val(&fb, "XTICS"), f->group_labels, f->n_groups, step);
+    sb_puts(fig_val(&fb, "XROTATE"), rotate ? "rotate by 45 right" : "norotate");
+    sb_puts(fig_val(&fb, "LOGY"), f->logy ? "1" : "0");
+    /* Bars grow from 0, so a linear axis includes it. */
+    sb_puts(fig_val(&fb, "YRANGE"), f->logy ? "[*:*]" : lo >= 0 ? "[0:*]" : hi <= 0 ? "[*:0]"
+                                                                                   : "[*:*]");
+    sb_puts(fig_val(&fb, "KEY"), titled > 1 ? "1" : "0");
+    /* gnuplot's automatic bottom margin leaves no room for a key there:
+     * tic labels (rotated: about 0.7 of their width, in 18-px lines), the
+     * x label, the key. */
+    double tic_lines = rotate ? (0.7 * 9.5 * (double)w + 12) / 18 : 1;
+    if (titled > 1)
+        sb_printf(fig_val(&fb, "BMARGIN"), "%.1f", tic_lines + 4.5);
+    else
+        sb_puts(fig_val(&fb, "BMARGIN"), "-1");
+    sb_printf(fig_val(&fb, "WIDTH"), "%.0f", width);
+    sb_printf(fig_val(&fb, "HEIGHT"), "%.0f", height);
+    bars_data(&fb.data, f);
+    return fig_finish(&fb, dir, "bars", f->name, err);
 }

@@ -649,6 +649,7 @@ struct sp_gen {
     float *u;                  /* n */
     uint32_t *vbits;           /* nbits: bulk uniforms of one sample */
     int32_t *thr;              /* n: Bernoulli thresholds (prob_threshold) */
+    int record;                /* keep every sample's probabilities (tests) */
     size_t nbits;              /* 2n rounded up to a multiple of 8 */
     x8_state x8;
     tree_inst *inst;
@@ -945,7 +946,7 @@ sp_gen *sp_gen_alloc_ex(const sp_gen_cfg *cfg, size_t max_batch, gsl_rng *rng,
     g->thr = malloc(n * sizeof *g->thr);
     int oom = !g->truth || !g->scale || !g->u || !g->fast || !g->cvec || !g->vbits || !g->thr;
     if (g->kind == K_SHARKEY) {
-        g->probs = malloc(max_batch * n * sizeof *g->probs);
+        g->probs = malloc(n * sizeof *g->probs); /* B x n once recording */
         g->w = malloc(n * sizeof *g->w);
         oom |= !g->probs || !g->w;
     }
@@ -1059,7 +1060,21 @@ void sp_gen_free(sp_gen *g)
 }
 
 const gsl_matrix_float *sp_gen_truth(const sp_gen *g) { return g->truth; }
-const float *sp_gen_last_probs(const sp_gen *g) { return g->probs; }
+const float *sp_gen_last_probs(const sp_gen *g) { return g->record ? g->probs : NULL; }
+
+int sp_gen_record_probs(sp_gen *g)
+{
+    if (g->kind != K_SHARKEY)
+        return -1;
+    if (!g->record) {
+        float *p = realloc(g->probs, g->max_batch * g->n * sizeof *p);
+        if (!p)
+            return -1;
+        g->probs = p;
+        g->record = 1;
+    }
+    return 0;
+}
 const gsl_matrix *sp_gen_correlation(const sp_gen *g) { return g->corr_m; }
 const float *sp_gen_tms_w(const sp_gen *g) { return g->tms ? g->tms->W : NULL; }
 const float *sp_gen_tms_b(const sp_gen *g) { return g->tms ? g->tms->b : NULL; }
@@ -1094,8 +1109,10 @@ static void draw_copula(sp_gen *g, size_t B)
             row[i] = (float)gsl_ran_gaussian_ziggurat(g->fast, 1.0);
     }
     if (g->corr == C_COPULA) {
-        /* Z = E L^T: each row z = L e has covariance L L^T = C. */
-        gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &e.matrix, g->chol_t, 0.0f,
+        /* Z = E L^T: each row z = L e has covariance L L^T = C. L^T is upper
+         * triangular: a triangular product, half the FLOPs of a GEMM. */
+        gsl_matrix_float_memcpy(&z.matrix, &e.matrix);
+        gsl_blas_strmm(CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, 1.0f, g->chol_t,
                        &z.matrix);
         return;
     }
@@ -1160,6 +1177,29 @@ static void tree_fire(sp_gen *g, emit_ctx *cx, sm_state *st, int first, int excl
     }
 }
 
+/* Fires feature i when (v_i >> 1) < thr_i (prob_threshold), four at a
+ * time: most blocks fire nothing and cost one compare. */
+static void fire_scan(sp_gen *g, emit_ctx *cx, sm_state *st, const uint32_t *v,
+                      const int32_t *thr, size_t n)
+{
+    const sp_mag_cfg *mag = &g->cfg.mag;
+    size_t i = 0;
+#ifdef __SSE2__
+    for (; i + 4 <= n; i += 4) {
+        __m128i vv = _mm_srli_epi32(_mm_loadu_si128((const __m128i *)(v + i)), 1);
+        __m128i tt = _mm_loadu_si128((const __m128i *)(thr + i));
+        int m = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmplt_epi32(vv, tt)));
+        for (int l = 0; m; l++, m >>= 1)
+            if (m & 1)
+                emit(g, cx, i + (size_t)l,
+                     g->scale[i + (size_t)l] * draw_mag(g->mkind, mag, st, g->fast));
+    }
+#endif
+    for (; i < n; i++)
+        if ((int32_t)(v[i] >> 1) < thr[i])
+            emit(g, cx, i, g->scale[i] * draw_mag(g->mkind, mag, st, g->fast));
+}
+
 /* One sample's point features (sample b of the batch). */
 static void sample_points(sp_gen *g, emit_ctx *cx, sm_state *st, size_t b)
 {
@@ -1170,7 +1210,7 @@ static void sample_points(sp_gen *g, emit_ctx *cx, sm_state *st, size_t b)
         return;
     }
     if (g->kind == K_SHARKEY) {
-        float *p = g->probs + b * n;
+        float *p = g->record ? g->probs + b * n : g->probs;
         /* 2n 32-bit uniforms: the copula's u_i (uncorrelated), then the firing draws */
         uint32_t *v = g->vbits + n;
         x8_fill(&g->x8, g->vbits, g->nbits);
@@ -1180,7 +1220,7 @@ static void sample_points(sp_gen *g, emit_ctx *cx, sm_state *st, size_t b)
         } else {
             const float *zr = gsl_matrix_float_const_ptr(g->z, b, 0);
             for (size_t i = 0; i < n; i++)
-                p[i] = (float)(0.5 * erfc(-(double)zr[i] * M_SQRT1_2));
+                p[i] = 0.5f * erfcf(-zr[i] * (float)M_SQRT1_2);
         }
         float part[8] = {0};
         size_t i = 0;
@@ -1199,9 +1239,7 @@ static void sample_points(sp_gen *g, emit_ctx *cx, sm_state *st, size_t b)
             p[i] = pi > 1.0f ? 1.0f : pi;
             thr[i] = prob_threshold(p[i]);
         }
-        for (i = 0; i < n; i++)
-            if ((int32_t)(v[i] >> 1) < thr[i])
-                emit(g, cx, i, g->scale[i] * draw_mag(g->mkind, mag, st, g->fast));
+        fire_scan(g, cx, st, v, thr, n);
         return;
     }
     /* features, tms */
@@ -1227,10 +1265,7 @@ static void sample_points(sp_gen *g, emit_ctx *cx, sm_state *st, size_t b)
         return;
     }
     x8_fill(&g->x8, g->vbits, g->nbits);
-    const int32_t *thr = g->thr;
-    for (size_t i = 0; i < n; i++)
-        if ((int32_t)(g->vbits[i] >> 1) < thr[i])
-            emit(g, cx, i, g->scale[i] * draw_mag(g->mkind, mag, st, g->fast));
+    fire_scan(g, cx, st, g->vbits, g->thr, n);
 }
 
 static void draw_stream(sp_gen *g, gsl_rng *rng, size_t B, sp_codes *codes,

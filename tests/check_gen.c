@@ -70,6 +70,8 @@ static void check_firing(int correlated)
     sp_err e;
     sp_gen *g = sp_gen_alloc(&c, B, rng, &e);
     ck_assert_ptr_nonnull(g);
+    ck_assert_ptr_null(sp_gen_last_probs(g));
+    ck_assert_int_eq(sp_gen_record_probs(g), 0);
     sp_codes *codes = sp_codes_alloc(B, (size_t)B * n);
     gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
     double *mean = calloc(n, sizeof *mean), *var = calloc(n, sizeof *var);

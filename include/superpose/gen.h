@@ -170,8 +170,12 @@ size_t sp_gen_split_size(const sp_gen *g, sp_split split);
  * kind has no closed form (sharkey: its rates depend on the normaliser). */
 int sp_gen_rates(const sp_gen *g, double *rates);
 
+/* From now on keep every sample's firing probabilities (sharkey only: -1
+ * for other kinds). Off by default: B x n floats a batch cost memory
+ * traffic that training does not need. */
+int sp_gen_record_probs(sp_gen *g);
 /* Per-sample firing probabilities of the last batch (B x n, row-major), or
- * NULL for kinds that have none (sharkey only). For statistical tests. */
+ * NULL unless recording. For statistical tests. */
 const float *sp_gen_last_probs(const sp_gen *g);
 
 /* The correlation matrix of the copula (n x n), or NULL when there is none. */
