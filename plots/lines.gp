@@ -85,6 +85,16 @@ ylo = GPVAL_Y_MIN
 yhi = GPVAL_Y_MAX
 set yrange [ylo:yhi]
 
+# A log axis spanning under two decades gets labels at 2 and 5 as well.
+if (logx && GPVAL_X_MAX / GPVAL_X_MIN < 100) {
+    do for [k=floor(log10(GPVAL_X_MIN)):ceil(log10(GPVAL_X_MAX))] {
+        set xtics add (2 * 10.0**k, 5 * 10.0**k)
+    }
+}
+if (logy && yhi / ylo < 100) {
+    do for [k=floor(log10(ylo)):ceil(log10(yhi))] { set ytics add (2 * 10.0**k, 5 * 10.0**k) }
+}
+
 # Each reference line spans the plot; its label sits at the right edge, moved
 # down when it would overlap the label above (lines are highest first).
 frac(y) = logy ? log(y / ylo) / log(yhi / ylo) : (y - ylo) / (yhi - ylo)

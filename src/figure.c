@@ -24,7 +24,16 @@
  *   then run with fork + chdir + execv; its stderr is captured and, when it
  *   exits non-zero, its first error line goes into the message. Between
  *   fork and exec the child only makes async-signal-safe calls.
- * - Library code never prints: every failure is one sp_err message. */
+ * - Library code never prints: every failure is one sp_err message.
+ *
+ * Kinds: heatmap, lines, vectors, bars. Each checks its input (name, texts,
+ * sizes, log axes) before touching the disk, then goes through fig_begin /
+ * fig_val / fig_finish: template, placeholder values and data file are
+ * formatted under the C locale, then written and rendered. Texts must be
+ * UTF-8 without control characters (newline and tab allowed) for the new
+ * kinds; the heatmap, older, turns control characters into spaces. Lists of
+ * strings (labels, titles) reach the script as gnuplot arrays, not as
+ * quoted columns of the data file, so the data files stay plain numbers. */
 #include "superpose/figure.h"
 
 #include <errno.h>

@@ -100,7 +100,7 @@ int sp_figure_vectors(const char *dir, const sp_vectors *v, sp_err *err);
 typedef struct {
     const char *name, *title, *xlabel, *ylabel;
     size_t n_groups;                   /* 1..100000 */
-    const char *const *group_labels;   /* n_groups; NULL: "0".."n_groups-1" */
+    const char *const *group_labels;   /* n_groups (none NULL); NULL: "0".."n_groups-1" */
     size_t n_series;                   /* 1..16 */
     const char *const *series_labels;  /* n_series (may be NULL) */
     const double *values;              /* (n_series, n_groups): values[s * n_groups + g] */
