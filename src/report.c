@@ -408,7 +408,78 @@ out:
     return rc;
 }
 
-/* kinds columns, rates, cofiring: one figure per stored run (NAME.png for
+/* kind = columns: the columns of every stored toy model's W (2 x n) as
+ * arrows, one panel per run (Elhage et al. 2022, the pentagon). */
+static int plot_columns(const sp_experiment *ex, const sp_figspec *f, const char *out,
+                        const sp_run_list *runs, const char *figdir, sp_err *err)
+{
+    size_t total = sp_experiment_n_runs(ex);
+    char(*keys)[17] = calloc(total, sizeof *keys);
+    size_t(*coords)[SP_MAX_AXES] = calloc(total, sizeof *coords);
+    char(*ptitles)[200] = calloc(total, sizeof *ptitles);
+    const char **pt = calloc(total, sizeof *pt);
+    double *x = NULL, *y = NULL;
+    int rc = -1;
+    if (!keys || !coords || !ptitles || !pt) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    size_t n = stored_runs(ex, runs, keys, coords, &total), ncol = 0;
+    if (n > 64)
+        n = 64;
+    for (size_t r = 0; r < n; r++) {
+        size_t rows = 0, cols = 0;
+        float *W = load_art(out, keys[r], "W.npy", &rows, &cols);
+        if (!W || rows != 2 || (ncol && cols != ncol)) {
+            free(W);
+            sp_err_set(err, "figure %s: run %s has no 2 x n W.npy (columns needs "
+                            "data.generator = tms, data.d = 2, one data.n)", f->name, keys[r]);
+            goto out;
+        }
+        if (!ncol) {
+            ncol = cols;
+            x = calloc(n * ncol, sizeof *x);
+            y = calloc(n * ncol, sizeof *y);
+            if (!x || !y) {
+                free(W);
+                sp_err_set(err, "out of memory");
+                goto out;
+            }
+        }
+        for (size_t i = 0; i < ncol; i++) {
+            x[r * ncol + i] = W[i];
+            y[r * ncol + i] = W[ncol + i];
+        }
+        free(W);
+        run_label(ex, coords[r], ptitles[r], sizeof ptitles[r]);
+        pt[r] = ptitles[r];
+    }
+    if (!n) {
+        printf("figure %s: no stored runs yet\n", f->name);
+        rc = 0;
+        goto out;
+    }
+    char header[1500];
+    fig_header(ex, "columns W_i of each toy model (artifact W.npy): x = W[0,i], y = W[1,i]; "
+                   "one panel per run",
+               header, sizeof header);
+    sp_vectors v = {.name = f->name, .title = f->title[0] ? f->title : f->name, .n = ncol,
+                    .x = x, .y = y, .labels = NULL, .header = header, .panels = n,
+                    .panel_titles = pt};
+    rc = sp_figure_vectors(figdir, &v, err);
+    if (rc == 0)
+        printf("figure %s/%s.png (%zu panels)\n", figdir, f->name, n);
+out:
+    free(y);
+    free(x);
+    free(pt);
+    free(ptitles);
+    free(coords);
+    free(keys);
+    return rc;
+}
+
+/* kinds rates, cofiring: one figure per stored run (NAME.png for
  * a single run, NAME-<index>.png otherwise), from the run's artifacts. */
 static int plot_per_run(const sp_experiment *ex, const sp_figspec *f, const char *out,
                         const sp_run_list *runs, const char *figdir, sp_err *err)
@@ -433,28 +504,7 @@ static int plot_per_run(const sp_experiment *ex, const sp_figspec *f, const char
         snprintf(title, sizeof title, "%s%s%s", f->title[0] ? f->title : f->name,
                  label[0] ? "\n" : "", label);
         size_t rows = 0, cols = 0;
-        if (!strcmp(f->kind, "columns")) {
-            float *W = load_art(out, keys[r], "W.npy", &rows, &cols);
-            if (!W || rows != 2) {
-                free(W);
-                rc = sp_err_set(err, "figure %s: run %s has no 2 x n W.npy (columns needs "
-                                     "data.generator = tms with data.d = 2)", f->name, keys[r]);
-                break;
-            }
-            double *x = malloc(cols * sizeof *x), *y = malloc(cols * sizeof *y);
-            for (size_t i = 0; x && y && i < cols; i++) {
-                x[i] = W[i];
-                y[i] = W[cols + i];
-            }
-            fig_header(ex, "columns W_i of the toy model (artifact W.npy): x = W[0,i], y = W[1,i]",
-                       header, sizeof header);
-            sp_vectors v = {.name = name, .title = title, .n = cols, .x = x, .y = y,
-                            .labels = NULL, .header = header};
-            rc = x && y ? sp_figure_vectors(figdir, &v, err) : sp_err_set(err, "out of memory");
-            free(x);
-            free(y);
-            free(W);
-        } else {
+        {
             float *R = load_art(out, keys[r], "rates.npy", &rows, &cols);
             if (!R || rows != 2) {
                 free(R);
@@ -552,6 +602,8 @@ int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err)
             rc = plot_lines(ex, f, &runs, figdir, err);
         else if (!strcmp(f->kind, "dims"))
             rc = plot_dims(ex, f, out, &runs, figdir, err);
+        else if (!strcmp(f->kind, "columns"))
+            rc = plot_columns(ex, f, out, &runs, figdir, err);
         else
             rc = plot_per_run(ex, f, out, &runs, figdir, err);
     }
