@@ -646,7 +646,6 @@ struct sp_gen {
     gsl_matrix_float *fac_t;   /* rank x n: F^T (lowrank) */
     gsl_matrix_float *e, *z, *er; /* max_batch x n, max_batch x n, max_batch x rank */
     float *probs;              /* max_batch x n (sharkey) */
-    float *u;                  /* n */
     uint32_t *vbits;           /* nbits: bulk uniforms of one sample */
     int32_t *thr;              /* n: Bernoulli thresholds (prob_threshold) */
     int record;                /* keep every sample's probabilities (tests) */
@@ -937,14 +936,13 @@ sp_gen *sp_gen_alloc_ex(const sp_gen_cfg *cfg, size_t max_batch, gsl_rng *rng,
     size_t n = g->n;
     g->truth = gsl_matrix_float_alloc(g->nt, g->d);
     g->scale = malloc(n * sizeof *g->scale);
-    g->u = malloc(n * sizeof *g->u);
     g->fast = gsl_rng_alloc(&sm_type);
     g->cvec = malloc((size_t)(cfg->continuous_dim > 0 ? cfg->continuous_dim : 1) *
                      sizeof *g->cvec);
     g->nbits = (2 * n + 7) / 8 * 8;
     g->vbits = malloc(g->nbits * sizeof *g->vbits);
     g->thr = malloc(n * sizeof *g->thr);
-    int oom = !g->truth || !g->scale || !g->u || !g->fast || !g->cvec || !g->vbits || !g->thr;
+    int oom = !g->truth || !g->scale || !g->fast || !g->cvec || !g->vbits || !g->thr;
     if (g->kind == K_SHARKEY) {
         g->probs = malloc(n * sizeof *g->probs); /* B x n once recording */
         g->w = malloc(n * sizeof *g->w);
@@ -1041,7 +1039,6 @@ void sp_gen_free(sp_gen *g)
     free(g->cvec);
     gsl_matrix_float_free(g->bg);
     free(g->inst);
-    free(g->u);
     free(g->thr);
     free(g->vbits);
     free(g->probs);

@@ -71,6 +71,24 @@ static int save_artifacts(const char *dir, const sp_learner *L, const sp_gen *g,
     return sp_npy_write_f32(path, t->data, t->size1, t->size2, err);
 }
 
+/* truth.npy, and W.npy (m x n) with b.npy (n) for a toy-model generator. */
+static int write_truth(const char *dir, const sp_gen *gen, const sp_run_cfg *cfg, sp_err *err)
+{
+    char path[1200];
+    const gsl_matrix_float *G = sp_gen_truth(gen);
+    snprintf(path, sizeof path, "%s/truth.npy", dir);
+    if (sp_npy_write_f32(path, G->data, G->size1, G->size2, err) != 0)
+        return -1;
+    if (!sp_gen_tms_w(gen))
+        return 0;
+    size_t n = (size_t)cfg->data.n, m = (size_t)cfg->data.d;
+    snprintf(path, sizeof path, "%s/W.npy", dir);
+    if (sp_npy_write_f32(path, sp_gen_tms_w(gen), m, n, err) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/b.npy", dir);
+    return sp_npy_write_f32(path, sp_gen_tms_b(gen), n, 0, err);
+}
+
 /* train.learner = none: the statistics of the data themselves, measured
  * on eval_samples samples of the evaluation stream (REFERENCE.md 1):
  * per-feature firing rates against the expected ones, pairwise co-firing,
@@ -126,8 +144,7 @@ static int run_truth(const sp_run_cfg *cfg, sp_gen *gen, gsl_rng *r_eval,
         char path[1200];
         if (sp_mkdirs(artifact_dir, err) != 0)
             goto out;
-        snprintf(path, sizeof path, "%s/truth.npy", artifact_dir);
-        if (sp_npy_write_f32(path, G->data, nt, d, err) != 0)
+        if (write_truth(artifact_dir, gen, cfg, err) != 0)
             goto out;
         for (size_t i = 0; i < 2 * nt; i++)
             buf[i] = (float)rates[i];
@@ -143,12 +160,6 @@ static int run_truth(const sp_run_cfg *cfg, sp_gen *gen, gsl_rng *r_eval,
         }
         if (W) {
             size_t n = (size_t)cfg->data.n, m = (size_t)cfg->data.d;
-            snprintf(path, sizeof path, "%s/W.npy", artifact_dir);
-            if (sp_npy_write_f32(path, W, m, n, err) != 0)
-                goto out;
-            snprintf(path, sizeof path, "%s/b.npy", artifact_dir);
-            if (sp_npy_write_f32(path, sp_gen_tms_b(gen), n, 0, err) != 0)
-                goto out;
             double *Di = malloc(n * sizeof *Di);
             if (!Di) {
                 sp_err_set(err, "out of memory");
@@ -344,9 +355,7 @@ int sp_run_generate(const sp_run_cfg *cfg, const char *dir, long samples, sp_err
     if (sp_mkdirs(dir, err) != 0 || !(gen = sp_gen_alloc(&cfg->data, B, r_truth, err)))
         goto out;
     char path[1200];
-    const gsl_matrix_float *G = sp_gen_truth(gen);
-    snprintf(path, sizeof path, "%s/truth.npy", dir);
-    if (sp_npy_write_f32(path, G->data, nt, d, err) != 0)
+    if (write_truth(dir, gen, cfg, err) != 0)
         goto out;
     double *rates = malloc(nt * sizeof *rates);
     float *fr = malloc(nt * sizeof *fr);
@@ -359,14 +368,6 @@ int sp_run_generate(const sp_run_cfg *cfg, const char *dir, long samples, sp_err
     free(rates);
     if (bad)
         goto out;
-    if (sp_gen_tms_w(gen)) {
-        snprintf(path, sizeof path, "%s/W.npy", dir);
-        if (sp_npy_write_f32(path, sp_gen_tms_w(gen), d, (size_t)cfg->data.n, err) != 0)
-            goto out;
-        snprintf(path, sizeof path, "%s/b.npy", dir);
-        if (sp_npy_write_f32(path, sp_gen_tms_b(gen), (size_t)cfg->data.n, 0, err) != 0)
-            goto out;
-    }
     if (cfg->data.dataset > 0) {
         /* the training split in its stored order, then the held-out split */
         size_t ntr = sp_gen_split_size(gen, SP_SPLIT_TRAIN), nev = sp_gen_split_size(gen, SP_SPLIT_EVAL);
