@@ -44,6 +44,52 @@ static const sp_run_record *find_run(const sp_run_list *runs, const char *key)
     return NULL;
 }
 
+/* Every run of the sweep in sweep order, its key hashed once for all
+ * figures: coordinates, stored record (NULL when not stored), and the
+ * indices of the runs stored with status ok. */
+typedef struct {
+    size_t total, missing, n_ok;
+    char (*key)[17];
+    size_t (*coords)[SP_MAX_AXES];
+    const sp_run_record **rec;
+    size_t *ok;
+} run_set;
+
+static void run_set_free(run_set *rs)
+{
+    free(rs->ok);
+    free(rs->rec);
+    free(rs->coords);
+    free(rs->key);
+}
+
+static int run_set_load(const sp_experiment *ex, const sp_run_list *runs, run_set *rs,
+                        sp_err *err)
+{
+    memset(rs, 0, sizeof *rs);
+    rs->total = sp_experiment_n_runs(ex);
+    rs->key = calloc(rs->total, sizeof *rs->key);
+    rs->coords = calloc(rs->total, sizeof *rs->coords);
+    rs->rec = calloc(rs->total, sizeof *rs->rec);
+    rs->ok = calloc(rs->total, sizeof *rs->ok);
+    if (!rs->key || !rs->coords || !rs->rec || !rs->ok) {
+        run_set_free(rs);
+        return sp_err_set(err, "out of memory for %zu runs", rs->total);
+    }
+    for (size_t i = 0; i < rs->total; i++) {
+        sp_run_cfg cfg;
+        if (sp_experiment_run_cfg(ex, i, &cfg, rs->coords[i], NULL) != 0)
+            continue;
+        sp_config_key(&cfg, rs->key[i]);
+        rs->rec[i] = find_run(runs, rs->key[i]);
+        if (!rs->rec[i])
+            rs->missing++;
+        else if (!strcmp(rs->rec[i]->status, "ok"))
+            rs->ok[rs->n_ok++] = i;
+    }
+    return 0;
+}
+
 static gsl_matrix_float *load_decoder(const char *out, const char *key)
 {
     char path[1300];
@@ -64,9 +110,10 @@ static gsl_matrix_float *load_decoder(const char *out, const char *key)
     return m;
 }
 
-static double mmcs_next(const sp_experiment *ex, const char *out, const sp_run_list *runs,
-                        const size_t *coords, const char *key)
+static double mmcs_next(const sp_experiment *ex, const char *out, const run_set *rs,
+                        size_t run)
 {
+    const size_t *coords = rs->coords[run];
     int sa = size_axis(ex);
     if (sa < 0 || coords[sa] + 1 >= ex->axes[sa].n)
         return NAN;
@@ -74,15 +121,11 @@ static double mmcs_next(const sp_experiment *ex, const char *out, const sp_run_l
     size_t idx = 0;
     for (size_t a = 0; a < ex->n_axes; a++)
         idx = idx * ex->axes[a].n + (coords[a] + ((int)a == sa ? 1 : 0));
-    sp_run_cfg cfg;
-    if (sp_experiment_run_cfg(ex, idx, &cfg, NULL, NULL) != 0)
-        return NAN;
-    char key2[17];
-    sp_config_key(&cfg, key2);
-    const sp_run_record *r1 = find_run(runs, key), *r2 = find_run(runs, key2);
+    const sp_run_record *r1 = rs->rec[run], *r2 = rs->rec[idx];
     if (!r1 || !r2 || strcmp(r1->status, "ok") || strcmp(r2->status, "ok"))
         return NAN;
-    gsl_matrix_float *small = load_decoder(out, key), *large = load_decoder(out, key2);
+    gsl_matrix_float *small = load_decoder(out, rs->key[run]);
+    gsl_matrix_float *large = load_decoder(out, rs->key[idx]);
     double v = small && large ? sp_metric_mmcs(small, large, NULL) : NAN;
     gsl_matrix_float_free(small);
     gsl_matrix_float_free(large);
@@ -90,7 +133,7 @@ static double mmcs_next(const sp_experiment *ex, const char *out, const sp_run_l
 }
 
 static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char *out,
-                        const char *figdir, const sp_run_list *runs, sp_err *err)
+                        const char *figdir, const run_set *rs, sp_err *err)
 {
     int ix = sp_experiment_axis(ex, f->x), iy = sp_experiment_axis(ex, f->y);
     if (ix < 0 || iy < 0)
@@ -98,9 +141,9 @@ static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char
     if (!strcmp(f->metric, "mmcs_next") && size_axis(ex) < 0)
         return sp_err_set(err, "figure %s: mmcs_next needs a model.ratio or model.latents axis",
                           f->name);
-    size_t nx = ex->axes[ix].n, ny = ex->axes[iy].n, total = sp_experiment_n_runs(ex);
+    size_t nx = ex->axes[ix].n, ny = ex->axes[iy].n, total = rs->total, missing = rs->missing;
     double *sum = calloc(nx * ny, sizeof *sum), *z = calloc(nx * ny, sizeof *z);
-    size_t *cnt = calloc(nx * ny, sizeof *cnt), missing = 0;
+    size_t *cnt = calloc(nx * ny, sizeof *cnt);
     if (!sum || !z || !cnt) {
         free(sum);
         free(z);
@@ -108,18 +151,11 @@ static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char
         return sp_err_set(err, "out of memory");
     }
     for (size_t i = 0; i < total; i++) {
-        sp_run_cfg cfg;
-        size_t coords[SP_MAX_AXES];
-        if (sp_experiment_run_cfg(ex, i, &cfg, coords, NULL) != 0)
+        const sp_run_record *r = rs->rec[i];
+        const size_t *coords = rs->coords[i];
+        if (!r)
             continue;
-        char key[17];
-        sp_config_key(&cfg, key);
-        const sp_run_record *r = find_run(runs, key);
-        if (!r) {
-            missing++;
-            continue;
-        }
-        double v = !strcmp(f->metric, "mmcs_next") ? mmcs_next(ex, out, runs, coords, key)
+        double v = !strcmp(f->metric, "mmcs_next") ? mmcs_next(ex, out, rs, i)
                                                    : sp_run_metric(r, f->metric);
         if (!isfinite(v))
             continue;
@@ -192,30 +228,6 @@ static float *load_art(const char *out, const char *key, const char *file, size_
     return data;
 }
 
-/* Stored runs of the sweep in sweep order: keys (17 chars each) and
- * coordinates. Returns how many; *total gets the sweep size. */
-static size_t stored_runs(const sp_experiment *ex, const sp_run_list *runs, char (*keys)[17],
-                          size_t (*coords)[SP_MAX_AXES], size_t *total)
-{
-    size_t n = 0;
-    *total = sp_experiment_n_runs(ex);
-    for (size_t i = 0; i < *total; i++) {
-        sp_run_cfg cfg;
-        size_t c[SP_MAX_AXES];
-        if (sp_experiment_run_cfg(ex, i, &cfg, c, NULL) != 0)
-            continue;
-        char key[17];
-        sp_config_key(&cfg, key);
-        const sp_run_record *r = find_run(runs, key);
-        if (!r || strcmp(r->status, "ok"))
-            continue;
-        memcpy(keys[n], key, 17);
-        memcpy(coords[n], c, sizeof c);
-        n++;
-    }
-    return n;
-}
-
 /* "data.p=0.05, train.seed=1": the swept values of a run. */
 static void run_label(const sp_experiment *ex, const size_t *coords, char *buf, size_t len)
 {
@@ -245,7 +257,7 @@ static double axis_value(const sp_experiment *ex, int a, size_t k, int inverse)
 
 /* kind = lines: the metric against a numeric axis, one curve per value of
  * the series axis, each point the mean over the other axes' runs. */
-static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const sp_run_list *runs,
+static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const run_set *rs,
                       const char *figdir, sp_err *err)
 {
     int ix = sp_experiment_axis(ex, f->x), is = f->series[0] ? sp_experiment_axis(ex, f->series)
@@ -253,7 +265,7 @@ static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const sp_run
     if (ix < 0)
         return sp_err_set(err, "figure %s: %s is not swept", f->name, f->x);
     size_t nx = ex->axes[ix].n, ns = is >= 0 ? ex->axes[is].n : 1;
-    size_t total = sp_experiment_n_runs(ex), missing = 0;
+    size_t total = rs->total, missing = rs->missing;
     double *sum = calloc(nx * ns, sizeof *sum), *xs = calloc(nx * ns, sizeof *xs),
            *ys = calloc(nx * ns, sizeof *ys);
     size_t *cnt = calloc(nx * ns, sizeof *cnt);
@@ -265,17 +277,10 @@ static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const sp_run
         goto out;
     }
     for (size_t i = 0; i < total; i++) {
-        sp_run_cfg cfg;
-        size_t c[SP_MAX_AXES];
-        if (sp_experiment_run_cfg(ex, i, &cfg, c, NULL) != 0)
+        const sp_run_record *r = rs->rec[i];
+        const size_t *c = rs->coords[i];
+        if (!r)
             continue;
-        char key[17];
-        sp_config_key(&cfg, key);
-        const sp_run_record *r = find_run(runs, key);
-        if (!r) {
-            missing++;
-            continue;
-        }
         double v = sp_run_metric(r, f->metric);
         if (!isfinite(v))
             continue;
@@ -323,29 +328,25 @@ out:
  * stored toy model as a line and every D_i as points, against the x axis,
  * with the fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8 as reference lines. */
 static int plot_dims(const sp_experiment *ex, const sp_figspec *f, const char *out,
-                     const sp_run_list *runs, const char *figdir, sp_err *err)
+                     const run_set *rs, const char *figdir, sp_err *err)
 {
     int ix = sp_experiment_axis(ex, f->x);
     if (ix < 0)
         return sp_err_set(err, "figure %s: %s is not swept", f->name, f->x);
-    size_t total = sp_experiment_n_runs(ex);
-    char(*keys)[17] = calloc(total, sizeof *keys);
-    size_t(*coords)[SP_MAX_AXES] = calloc(total, sizeof *coords);
-    size_t cap = 0, nd = 0, ns = 0;
-    double *dx = NULL, *dy = NULL, *sx = calloc(total, sizeof *sx), *sy = calloc(total, sizeof *sy);
+    size_t total = rs->total, n = rs->n_ok, cap = 0, nd = 0, ns = 0;
+    double *dx = NULL, *dy = NULL, *sx = calloc(n + 1, sizeof *sx), *sy = calloc(n + 1, sizeof *sy);
     int rc = -1;
-    if (!keys || !coords || !sx || !sy) {
+    if (!sx || !sy) {
         sp_err_set(err, "out of memory");
         goto out;
     }
-    size_t n = stored_runs(ex, runs, keys, coords, &total);
-    for (size_t r = 0; r < n; r++) {
-        const sp_run_record *rec = find_run(runs, keys[r]);
-        double x = axis_value(ex, ix, coords[r][ix], f->xinverse);
+    for (size_t k = 0; k < n; k++) {
+        size_t r = rs->ok[k];
+        double x = axis_value(ex, ix, rs->coords[r][ix], f->xinverse);
         sx[ns] = x;
-        sy[ns++] = sp_run_metric(rec, "dstar");
+        sy[ns++] = sp_run_metric(rs->rec[r], "dstar");
         size_t rows, cols;
-        float *Di = load_art(out, keys[r], "dims.npy", &rows, &cols);
+        float *Di = load_art(out, rs->key[r], "dims.npy", &rows, &cols);
         if (!Di)
             continue;
         if (nd + rows > cap) {
@@ -403,37 +404,31 @@ out:
     free(sx);
     free(dy);
     free(dx);
-    free(coords);
-    free(keys);
     return rc;
 }
 
 /* kind = columns: the columns of every stored toy model's W (2 x n) as
  * arrows, one panel per run (Elhage et al. 2022, the pentagon). */
 static int plot_columns(const sp_experiment *ex, const sp_figspec *f, const char *out,
-                        const sp_run_list *runs, const char *figdir, sp_err *err)
+                        const run_set *rs, const char *figdir, sp_err *err)
 {
-    size_t total = sp_experiment_n_runs(ex);
-    char(*keys)[17] = calloc(total, sizeof *keys);
-    size_t(*coords)[SP_MAX_AXES] = calloc(total, sizeof *coords);
-    char(*ptitles)[200] = calloc(total, sizeof *ptitles);
-    const char **pt = calloc(total, sizeof *pt);
+    size_t n = rs->n_ok < 64 ? rs->n_ok : 64, ncol = 0;
+    char(*ptitles)[200] = calloc(n + 1, sizeof *ptitles);
+    const char **pt = calloc(n + 1, sizeof *pt);
     double *x = NULL, *y = NULL;
     int rc = -1;
-    if (!keys || !coords || !ptitles || !pt) {
+    if (!ptitles || !pt) {
         sp_err_set(err, "out of memory");
         goto out;
     }
-    size_t n = stored_runs(ex, runs, keys, coords, &total), ncol = 0;
-    if (n > 64)
-        n = 64;
     for (size_t r = 0; r < n; r++) {
+        const char *key = rs->key[rs->ok[r]];
         size_t rows = 0, cols = 0;
-        float *W = load_art(out, keys[r], "W.npy", &rows, &cols);
+        float *W = load_art(out, key, "W.npy", &rows, &cols);
         if (!W || rows != 2 || (ncol && cols != ncol)) {
             free(W);
             sp_err_set(err, "figure %s: run %s has no 2 x n W.npy (columns needs "
-                            "data.generator = tms, data.d = 2, one data.n)", f->name, keys[r]);
+                            "data.generator = tms, data.d = 2, one data.n)", f->name, key);
             goto out;
         }
         if (!ncol) {
@@ -451,7 +446,7 @@ static int plot_columns(const sp_experiment *ex, const sp_figspec *f, const char
             y[r * ncol + i] = W[ncol + i];
         }
         free(W);
-        run_label(ex, coords[r], ptitles[r], sizeof ptitles[r]);
+        run_label(ex, rs->coords[rs->ok[r]], ptitles[r], sizeof ptitles[r]);
         pt[r] = ptitles[r];
     }
     if (!n) {
@@ -474,42 +469,33 @@ out:
     free(x);
     free(pt);
     free(ptitles);
-    free(coords);
-    free(keys);
     return rc;
 }
 
 /* kinds rates, cofiring: one figure per stored run (NAME.png for
  * a single run, NAME-<index>.png otherwise), from the run's artifacts. */
 static int plot_per_run(const sp_experiment *ex, const sp_figspec *f, const char *out,
-                        const sp_run_list *runs, const char *figdir, sp_err *err)
+                        const run_set *rs, const char *figdir, sp_err *err)
 {
-    size_t total = sp_experiment_n_runs(ex);
-    char(*keys)[17] = calloc(total, sizeof *keys);
-    size_t(*coords)[SP_MAX_AXES] = calloc(total, sizeof *coords);
-    if (!keys || !coords) {
-        free(keys);
-        free(coords);
-        return sp_err_set(err, "out of memory");
-    }
-    size_t n = stored_runs(ex, runs, keys, coords, &total);
+    size_t n = rs->n_ok;
     int rc = 0;
     for (size_t r = 0; rc == 0 && r < n; r++) {
+        const char *key = rs->key[rs->ok[r]];
         char name[96], label[400], title[600], header[1500];
         if (n == 1)
             snprintf(name, sizeof name, "%s", f->name);
         else
             snprintf(name, sizeof name, "%s-%zu", f->name, r + 1);
-        run_label(ex, coords[r], label, sizeof label);
+        run_label(ex, rs->coords[rs->ok[r]], label, sizeof label);
         snprintf(title, sizeof title, "%s%s%s", f->title[0] ? f->title : f->name,
                  label[0] ? "\n" : "", label);
         size_t rows = 0, cols = 0;
         {
-            float *R = load_art(out, keys[r], "rates.npy", &rows, &cols);
+            float *R = load_art(out, key, "rates.npy", &rows, &cols);
             if (!R || rows != 2) {
                 free(R);
                 rc = sp_err_set(err, "figure %s: run %s has no rates.npy (kinds rates and "
-                                     "cofiring need train.learner = none)", f->name, keys[r]);
+                                     "cofiring need train.learner = none)", f->name, key);
                 break;
             }
             size_t nt = cols;
@@ -536,11 +522,11 @@ static int plot_per_run(const sp_experiment *ex, const sp_figspec *f, const char
                 rc = sp_figure_bars(figdir, &b, err);
             } else {
                 size_t cr, cc;
-                float *C = load_art(out, keys[r], "cofire.npy", &cr, &cc);
+                float *C = load_art(out, key, "cofire.npy", &cr, &cc);
                 double *z = C && cr == nt && cc == nt ? malloc(nt * nt * sizeof *z) : NULL;
                 if (!z) {
                     rc = sp_err_set(err, "figure %s: run %s has no %zu x %zu cofire.npy",
-                                    f->name, keys[r], nt, nt);
+                                    f->name, key, nt, nt);
                 } else {
                     for (size_t i = 0; i < nt; i++) {
                         snprintf(lab[i], sizeof lab[i], "%zu", i);
@@ -572,8 +558,6 @@ static int plot_per_run(const sp_experiment *ex, const sp_figspec *f, const char
         if (rc == 0)
             printf("figure %s/%s.png\n", figdir, name);
     }
-    free(coords);
-    free(keys);
     return rc;
 }
 
@@ -592,21 +576,25 @@ int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err)
     if (!st)
         return -1;
     sp_run_list runs = {0};
+    run_set rs = {0};
     int rc = sp_store_list(st, &runs, err);
     sp_store_close(st);
+    if (rc == 0)
+        rc = run_set_load(ex, &runs, &rs, err);
     for (size_t i = 0; rc == 0 && i < ex->n_figs; i++) {
         const sp_figspec *f = &ex->figs[i];
         if (!strcmp(f->kind, "heatmap"))
-            rc = plot_heatmap(ex, f, out, figdir, &runs, err);
+            rc = plot_heatmap(ex, f, out, figdir, &rs, err);
         else if (!strcmp(f->kind, "lines"))
-            rc = plot_lines(ex, f, &runs, figdir, err);
+            rc = plot_lines(ex, f, &rs, figdir, err);
         else if (!strcmp(f->kind, "dims"))
-            rc = plot_dims(ex, f, out, &runs, figdir, err);
+            rc = plot_dims(ex, f, out, &rs, figdir, err);
         else if (!strcmp(f->kind, "columns"))
-            rc = plot_columns(ex, f, out, &runs, figdir, err);
+            rc = plot_columns(ex, f, out, &rs, figdir, err);
         else
-            rc = plot_per_run(ex, f, out, &runs, figdir, err);
+            rc = plot_per_run(ex, f, out, &rs, figdir, err);
     }
+    run_set_free(&rs);
     sp_run_list_free(&runs);
     return rc;
 }
