@@ -104,9 +104,9 @@ static const sp_opt options[] = {
      "learn a decoder bias b_d subtracted before the encoder"},
     {"train", "penalty", SP_OPT_NAME, OFF(penalty.name), "l1", 0, 0, "l1",
      "sparsity penalty"},
-    {"train", "l1", SP_OPT_REAL, OFF(penalty.coef), "0.1", 0, BIG, NULL,
+    {"train", "coef", SP_OPT_REAL, OFF(penalty.coef), "0.1", 0, BIG, NULL,
      "penalty coefficient alpha"},
-    {"train", "l1_scale", SP_OPT_CHOICE, OFF(penalty.per_latent), "none", 0, 0, "none|dict",
+    {"train", "coef_scale", SP_OPT_CHOICE, OFF(penalty.per_latent), "none", 0, 0, "none|dict",
      "dict: divide the penalty by the number of latents"},
     {"train", "mse", SP_OPT_CHOICE, OFF(model.mse_per_sample), "element", 0, 0,
      "element|sample", "MSE averaged over B*d (element) or over B (sample)"},
@@ -464,9 +464,7 @@ int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
 {
     if (sp_gen_check(&cfg->data, NULL, err) != 0)
         return -1;
-    const char *bad = sp_sae_check(&cfg->model);
-    if (!bad)
-        bad = sp_penalty_check(&cfg->penalty);
+    const char *bad = sp_sae_check(&cfg->model, &cfg->penalty);
     if (!bad)
         bad = sp_optim_check(&cfg->optim);
     if (bad)

@@ -34,12 +34,13 @@ const char *sp_optim_check(const sp_optim_cfg *c)
 }
 
 sp_optim *sp_optim_alloc(const sp_optim_cfg *cfg, const sp_param *params,
-                         size_t n_params)
+                         size_t n_params, long total_steps)
 {
     sp_optim *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
     o->cfg = *cfg;
+    (void)total_steps;
     o->n_params = n_params;
     o->params = malloc(n_params * sizeof *o->params);
     o->offset = malloc(n_params * sizeof *o->offset);
@@ -70,7 +71,7 @@ void sp_optim_free(sp_optim *o)
     free(o);
 }
 
-void sp_optim_step(sp_optim *o)
+double sp_optim_step(sp_optim *o)
 {
     o->t++;
     const float b1 = (float)o->cfg.beta1, b2 = (float)o->cfg.beta2;
@@ -93,7 +94,10 @@ void sp_optim_step(sp_optim *o)
             w[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t) + wd * w[i];
         }
     }
+    return 0;
 }
+
+double sp_optim_lr(const sp_optim *o) { return o->cfg.lr; }
 
 void sp_optim_reset(sp_optim *o, size_t p, size_t start, size_t len)
 {

@@ -220,9 +220,9 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
         rc = 0;
         goto out;
     }
-    if (!(L = sp_sae_alloc(&cfg->model, &cfg->penalty, d, m, B, r_init, err)))
+    if (!(L = sp_learner_alloc(&cfg->model, &cfg->penalty, d, m, B, cfg->steps, r_init, err)))
         goto out;
-    if (!(opt = sp_optim_alloc(&cfg->optim, L->params, L->n_params))) {
+    if (!(opt = sp_optim_alloc(&cfg->optim, L->params, L->n_params, cfg->steps))) {
         sp_err_set(err, "out of memory for optimizer state");
         goto out;
     }

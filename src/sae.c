@@ -27,7 +27,7 @@
 typedef struct {
     sp_learner base;
     sp_sae_cfg cfg;
-    sp_penalty_cfg pen;
+    sp_penalty *pen;
     /* parameters and gradients */
     gsl_matrix_float *we, *gwe;   /* (m, d) */
     float *be, *gbe;              /* (m) */
@@ -41,18 +41,13 @@ typedef struct {
     sp_param params[4];
 } relu_sae;
 
-size_t sp_sae_latents(const sp_sae_cfg *c, int n_truth)
-{
-    if (c->latents > 0)
-        return (size_t)c->latents;
-    double m = floor(c->ratio * (double)n_truth + 0.5);
-    return m < 1 ? 1 : (size_t)m;
-}
-
-const char *sp_sae_check(const sp_sae_cfg *c)
+const char *sp_sae_check(const sp_sae_cfg *c, const sp_penalty_cfg *pen)
 {
     if (strcmp(c->arch, "relu") != 0)
         return "model.arch: unknown architecture (allowed: relu)";
+    const char *bad = sp_penalty_check(pen);
+    if (bad)
+        return bad;
     if (c->latents < 0)
         return "model.latents must be >= 0 (0: use model.ratio)";
     if (c->latents == 0 && !(c->ratio > 0 && c->ratio <= 1024))
@@ -130,7 +125,7 @@ static void relu_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss
     gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &F.matrix, &R.matrix, 0.0f, s->gwd);
     /* df = dx_hat W_d^T (into the pre-activation buffer) + dP/df */
     gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, &R.matrix, s->wd, 0.0f, &P.matrix);
-    double pen = sp_penalty_eval(&s->pen, s->f->data, B, m, s->f->tda, s->p->data);
+    double pen = sp_penalty_eval(s->pen, s->f->data, B, m, s->f->tda, NULL, s->p->data, NULL);
 
     /* dp = df * [f > 0]; db_e = sum_b dp; L0 */
     memset(s->gbe, 0, m * sizeof *s->gbe);
@@ -141,6 +136,7 @@ static void relu_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss
         for (size_t i = 0; i < m; i++) {
             int on = fr[i] > 0;
             active += (size_t)on;
+            L->fires[i] += (unsigned long)on;
             pr[i] = on ? pr[i] : 0.0f;
             s->gbe[i] += pr[i];
         }
@@ -158,6 +154,7 @@ static void relu_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss
                 s->gbd[j] += rr[j] - cr[j];
         }
     }
+    memset(out, 0, sizeof *out);
     out->mse = mse;
     out->penalty = pen;
     out->loss = mse + pen;
@@ -223,6 +220,8 @@ static void relu_post_step(sp_learner *L)
 static void relu_free(sp_learner *L)
 {
     relu_sae *s = (relu_sae *)L;
+    sp_penalty_free(s->pen);
+    sp_learner_base_free(L);
     gsl_matrix_float_free(s->r);
     gsl_matrix_float_free(s->xc);
     gsl_matrix_float_free(s->f);
@@ -248,13 +247,11 @@ static const sp_learner_ops relu_ops = {
     .free = relu_free,
 };
 
-sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen,
-                         size_t d, size_t m, size_t max_batch, gsl_rng *rng,
+sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_t d,
+                         size_t m, size_t max_batch, long total_steps, gsl_rng *rng,
                          sp_err *err)
 {
-    const char *bad = sp_sae_check(cfg);
-    if (!bad)
-        bad = sp_penalty_check(pen);
+    const char *bad = sp_sae_check(cfg, pen);
     if (bad) {
         sp_err_set(err, "%s", bad);
         return NULL;
@@ -265,12 +262,10 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen,
         return NULL;
     }
     s->cfg = *cfg;
-    s->pen = *pen;
     sp_learner *L = &s->base;
     L->ops = &relu_ops;
-    L->d = d;
-    L->m = m;
-    L->max_batch = max_batch;
+    int base = sp_learner_base_init(L, cfg, d, m, max_batch, total_steps);
+    s->pen = sp_penalty_alloc(pen, total_steps);
     s->we = gsl_matrix_float_alloc(m, d);
     s->gwe = gsl_matrix_float_alloc(m, d);
     s->wd = gsl_matrix_float_alloc(m, d);
@@ -285,7 +280,7 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen,
     s->f = gsl_matrix_float_alloc(max_batch, m);
     s->xc = gsl_matrix_float_alloc(max_batch, d);
     s->r = gsl_matrix_float_alloc(max_batch, d);
-    if (!s->we || !s->gwe || !s->wd || !s->gwd || !s->be || !s->gbe ||
+    if (base != 0 || !s->pen || !s->we || !s->gwe || !s->wd || !s->gwd || !s->be || !s->gbe ||
         (cfg->pre_bias && (!s->bd || !s->gbd)) || !s->p || !s->f || !s->xc || !s->r) {
         sp_err_set(err, "out of memory for an SAE with %zu latents", m);
         relu_free(L);
@@ -300,37 +295,16 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen,
         s->wd->data[t] = (float)gsl_ran_gaussian_ziggurat(rng, 1.0);
     normalise_rows(s->wd);
 
-    s->params[0] = (sp_param){"W_e", s->we->data, s->gwe->data, m * d, 1};
-    s->params[1] = (sp_param){"b_e", s->be, s->gbe, m, 0};
-    s->params[2] = (sp_param){"W_d", s->wd->data, s->gwd->data, m * d, 1};
+    s->params[0] = (sp_param){"W_e", s->we->data, s->gwe->data, m * d, 1, m, d};
+    s->params[1] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m};
+    s->params[2] = (sp_param){"W_d", s->wd->data, s->gwd->data, m * d, 1, m, d};
     L->n_params = 3;
     if (s->bd)
-        s->params[L->n_params++] = (sp_param){"b_d", s->bd, s->gbd, d, 0};
+        s->params[L->n_params++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d};
+    L->decoder_grad = s->gwd;
     L->params = s->params;
     L->decoder = s->wd;
     L->encoder = s->we;
     return L;
 }
 
-void sp_learner_free(sp_learner *L)
-{
-    if (L)
-        L->ops->free(L);
-}
-
-double sp_train_step(sp_learner *L, sp_optim *opt, const gsl_matrix_float *x,
-                     sp_loss *out)
-{
-    sp_loss tmp;
-    if (!out)
-        out = &tmp;
-    L->ops->loss_and_grad(L, x, out);
-    if (!isfinite(out->loss))
-        return out->loss;
-    if (L->ops->pre_step)
-        L->ops->pre_step(L);
-    sp_optim_step(opt);
-    if (L->ops->post_step)
-        L->ops->post_step(L);
-    return out->loss;
-}

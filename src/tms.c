@@ -274,12 +274,12 @@ sp_tms *sp_tms_train(const sp_tms_cfg *c, gsl_rng *rng,
         goto oom;
     t->n = c->n, t->m = c->m;
     sp_param params[2] = {
-        {.name = "W", .w = t->W, .g = gW, .n = m * n, .decay = 1},
-        {.name = "b", .w = t->b, .g = gb, .n = n, .decay = 0},
+        {.name = "W", .w = t->W, .g = gW, .n = m * n, .decay = 1, .rows = m, .cols = n},
+        {.name = "b", .w = t->b, .g = gb, .n = n, .decay = 0, .rows = 1, .cols = n},
     };
     sp_optim_cfg oc = {.name = "adam", .lr = c->lr, .beta1 = 0.9, .beta2 = 0.999,
-                       .eps = 1e-8, .weight_decay = c->weight_decay};
-    if (!(opt = sp_optim_alloc(&oc, params, 2)))
+                       .eps = 1e-8, .weight_decay = c->weight_decay, .decay = "none"};
+    if (!(opt = sp_optim_alloc(&oc, params, 2, c->steps)))
         goto oom;
 
     /* Xavier normal (torch.nn.init.xavier_normal_): std sqrt(2 / (fan_in + fan_out)) */

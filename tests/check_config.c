@@ -232,7 +232,7 @@ START_TEST(test_canonical_lists_every_option)
         ck_assert_msg(count == 1, "%s appears %d times", name, count);
     }
     ck_assert_ptr_nonnull(strstr(text, "data.d=256\n"));
-    ck_assert_ptr_nonnull(strstr(text, "train.l1_scale=none\n"));
+    ck_assert_ptr_nonnull(strstr(text, "train.coef_scale=none\n"));
     free(text);
 }
 END_TEST
@@ -335,18 +335,18 @@ START_TEST(test_value_errors)
     expect_bad_value("train.batch", "2.5", "an integer in [1, 1048576]");
     expect_bad_value("train.batch", "", "an integer");
     expect_bad_value("data.decay", "1.5", "a number in [1e-09, 1]");
-    expect_bad_value("train.l1", "inf", "a number >= 0");
-    expect_bad_value("train.l1", "nan", "a number >= 0");
-    expect_bad_value("train.l1", "-0.1", "a number >= 0");
-    expect_bad_value("train.l1", "1e999", "a number >= 0");
+    expect_bad_value("train.coef", "inf", "a number >= 0");
+    expect_bad_value("train.coef", "nan", "a number >= 0");
+    expect_bad_value("train.coef", "-0.1", "a number >= 0");
+    expect_bad_value("train.coef", "1e999", "a number >= 0");
     expect_bad_value("train.steps", "1e13", "an integer in [1, 1000000000000]");
     expect_bad_value("data.correlation", "maybe", "one of: none, copula, lowrank");
     expect_bad_value("data.generator", "trees", "one of: sharkey, features, tree, tms");
     expect_bad_value("data.magnitude", "gauss",
                      "one of: constant, uniform, exponential, folded_normal");
     expect_bad_value("model.arch", "foo", "one of: relu");
-    expect_bad_value("train.l1_scale", "foo", "one of: none, dict");
-    expect_bad_value("train.l1_scale", "none|dict", "one of: none, dict");
+    expect_bad_value("train.coef_scale", "foo", "one of: none, dict");
+    expect_bad_value("train.coef_scale", "none|dict", "one of: none, dict");
     expect_bad_value("train.mse", "Element", "one of: element, sample");
 
     /* accepted spellings */
@@ -360,7 +360,7 @@ START_TEST(test_value_errors)
     ck_assert_str_eq(c.data.correlation, "copula");
     set(&c, "data.probs", " 0.5, 0.25 ");
     ck_assert_str_eq(c.data.probs, "0.5, 0.25");
-    set(&c, "train.l1_scale", "dict");
+    set(&c, "train.coef_scale", "dict");
     ck_assert_int_eq(c.penalty.per_latent, 1);
 }
 END_TEST
@@ -372,9 +372,9 @@ START_TEST(test_negative_zero_is_zero)
     char ka[17], kb[17], t[64];
     sp_config_defaults(&a);
     sp_config_defaults(&b);
-    set(&a, "train.l1", "0");
-    set(&b, "train.l1", "-0");
-    sp_config_format(&b, sp_config_find("train.l1"), t, sizeof t);
+    set(&a, "train.coef", "0");
+    set(&b, "train.coef", "-0");
+    sp_config_format(&b, sp_config_find("train.coef"), t, sizeof t);
     ck_assert_str_eq(t, "0");
     sp_config_key(&a, ka);
     sp_config_key(&b, kb);
@@ -388,7 +388,7 @@ START_TEST(test_load_unknown_key)
 {
     expect_fail(HEAD "[train]\nlr = 0.01\nlearning_rate = 0.1\n", NULL, 5,
                 "[train] learning_rate", "unknown key 'learning_rate'",
-                "allowed: penalty, l1, l1_scale", "lr", "batch, steps, seed", NULL);
+                "allowed: penalty, coef, coef_scale", "lr", "batch, steps, seed", NULL);
     expect_fail(HEAD "[experiment]\nauthor = me\n", NULL, 4, "unknown key 'author'",
                 "allowed: name, description, reference, default_preset", NULL);
 }
@@ -459,32 +459,32 @@ START_TEST(test_load_error_in_unchosen_preset)
     expect_fail(opt, "a", 7, "[preset.b] train.batch = '-5'", "[1, 1048576]", NULL);
     expect_fail(opt, "none", 7, "[preset.b] train.batch = '-5'", NULL);
     const char *sweep = HEAD "[preset.a]\ntrain.steps = 10\n[preset.b]\n"
-                             "sweep.train.l1 = 0.1, oops\n";
-    expect_fail(sweep, "a", 6, "[preset.b] sweep.train.l1", "train.l1 = 'oops'", NULL);
+                             "sweep.train.coef = 0.1, oops\n";
+    expect_fail(sweep, "a", 6, "[preset.b] sweep.train.coef", "train.coef = 'oops'", NULL);
     expect_fail(HEAD "[preset.a]\ntrain.steps = 10\n[preset.b]\nsteps = 10\n", "a", 6,
                 "[preset.b] steps", "write section.key", NULL);
     expect_fail(HEAD "[preset.a]\nfoo.bar = 1\n", "none", 4, "[preset.a] foo.bar",
                 "unknown section 'foo'", "allowed: data, model, train, metrics", NULL);
     expect_fail(HEAD "[preset.a]\ntrain.bogus = 1\n", "none", 4, "[preset.a] train.bogus",
-                "unknown key 'bogus'", "allowed: penalty, l1", NULL);
+                "unknown key 'bogus'", "allowed: penalty, coef", NULL);
 }
 END_TEST
 
 START_TEST(test_load_bad_list)
 {
-    expect_fail(HEAD "[sweep]\ntrain.l1 = 0.1, , 1\n", NULL, 4, "[sweep] train.l1",
+    expect_fail(HEAD "[sweep]\ntrain.coef = 0.1, , 1\n", NULL, 4, "[sweep] train.coef",
                 "value 2 of the list is empty", NULL);
-    expect_fail(HEAD "[sweep]\ntrain.l1 = 0.1,,1\n", NULL, 4, "value 2 of the list is empty",
+    expect_fail(HEAD "[sweep]\ntrain.coef = 0.1,,1\n", NULL, 4, "value 2 of the list is empty",
                 NULL);
-    expect_fail(HEAD "[sweep]\ntrain.l1 = 0.1, 1,\n", NULL, 4, "value 3 of the list is empty",
+    expect_fail(HEAD "[sweep]\ntrain.coef = 0.1, 1,\n", NULL, 4, "value 3 of the list is empty",
                 NULL);
-    expect_fail(HEAD "[sweep]\ntrain.l1 = ,0.1\n", NULL, 4, "value 1 of the list is empty",
+    expect_fail(HEAD "[sweep]\ntrain.coef = ,0.1\n", NULL, 4, "value 1 of the list is empty",
                 NULL);
-    expect_fail(HEAD "[sweep]\ntrain.l1 =\n", NULL, 4, "empty list", NULL);
-    expect_fail(HEAD "[sweep]\ntrain.l1 = 0.1, 0.10\n", NULL, 4, "appears twice", NULL);
+    expect_fail(HEAD "[sweep]\ntrain.coef =\n", NULL, 4, "empty list", NULL);
+    expect_fail(HEAD "[sweep]\ntrain.coef = 0.1, 0.10\n", NULL, 4, "appears twice", NULL);
     expect_fail(HEAD "[sweep]\ntrain.batch = 16, -5\n", NULL, 4, "train.batch = '-5'",
                 "[1, 1048576]", NULL);
-    expect_fail(HEAD "[sweep]\nl1 = 0.1, 1\n", NULL, 4, "unknown option 'l1' to sweep",
+    expect_fail(HEAD "[sweep]\ncoef = 0.1, 1\n", NULL, 4, "unknown option 'coef' to sweep",
                 "section.key", NULL);
     expect_fail(HEAD "[sweep]\ntrain.nope = 0.1, 1\n", NULL, 4, "unknown option 'train.nope'",
                 NULL);
@@ -501,8 +501,8 @@ START_TEST(test_load_bad_logspace)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[256], quoted[64];
-        snprintf(text, sizeof text, HEAD "[sweep]\ntrain.l1 = %s\n", bad[i]);
-        snprintf(quoted, sizeof quoted, "train.l1 = '%s'", bad[i]);
+        snprintf(text, sizeof text, HEAD "[sweep]\ntrain.coef = %s\n", bad[i]);
+        snprintf(quoted, sizeof quoted, "train.coef = '%s'", bad[i]);
         expect_fail(text, NULL, 4, quoted, "logspace(a, b, n[, base])", "1 <= n <= 256", NULL);
     }
     /* values out of the option's range are the option's error */
@@ -513,20 +513,20 @@ END_TEST
 
 START_TEST(test_load_figure_errors)
 {
-#define SWEPT HEAD "[sweep]\ntrain.l1 = 0.1, 1\nmodel.ratio = 1, 2\n" /* lines 3-5 */
-    expect_fail(SWEPT "[figure.f]\nmetric = mmcs\nx = data.d\ny = train.l1\n", NULL, 8,
-                "[figure.f] x = 'data.d'", "must be a sweep axis (train.l1, model.ratio)", NULL);
-    expect_fail(SWEPT "[figure.f]\nx = model.ratio\ny = l1\nmetric = mmcs\n", NULL, 8,
-                "[figure.f] y = 'l1'", "must be a sweep axis", NULL);
-    expect_fail(HEAD "[figure.f]\nx = train.l1\n", NULL, 4, "x = 'train.l1'",
+#define SWEPT HEAD "[sweep]\ntrain.coef = 0.1, 1\nmodel.ratio = 1, 2\n" /* lines 3-5 */
+    expect_fail(SWEPT "[figure.f]\nmetric = mmcs\nx = data.d\ny = train.coef\n", NULL, 8,
+                "[figure.f] x = 'data.d'", "must be a sweep axis (train.coef, model.ratio)", NULL);
+    expect_fail(SWEPT "[figure.f]\nx = model.ratio\ny = coef\nmetric = mmcs\n", NULL, 8,
+                "[figure.f] y = 'coef'", "must be a sweep axis", NULL);
+    expect_fail(HEAD "[figure.f]\nx = train.coef\n", NULL, 4, "x = 'train.coef'",
                 "this file sweeps nothing", NULL);
-    expect_fail(SWEPT "[figure.f]\nx = model.ratio\ny = train.l1\nmetric = accuracy\n", NULL, 9,
+    expect_fail(SWEPT "[figure.f]\nx = model.ratio\ny = train.coef\nmetric = accuracy\n", NULL, 9,
                 "[figure.f] metric = 'accuracy'", "unknown metric",
                 "allowed: mmcs, mmcs_rev, dead", "mmcs_next", NULL);
-    expect_fail(SWEPT "[figure.f]\nx = model.ratio\ny = train.l1\n", NULL, 7,
+    expect_fail(SWEPT "[figure.f]\nx = model.ratio\ny = train.coef\n", NULL, 7,
                 "[figure.f] metric is missing", NULL);
     expect_fail(SWEPT "[figure.f]\nx = model.ratio\nmetric = mmcs\n", NULL, 7,
-                "[figure.f] y is missing", "train.l1, model.ratio", NULL);
+                "[figure.f] y is missing", "train.coef, model.ratio", NULL);
     expect_fail(SWEPT "[figure.f]\nkind = scatter\n", NULL, 7, "kind = 'scatter'", "heatmap",
                 NULL);
     expect_fail(SWEPT "[figure.f]\ncolour = red\n", NULL, 7, "unknown key 'colour'",
@@ -540,7 +540,7 @@ START_TEST(test_load_figure_errors)
         snprintf(quoted, sizeof quoted, "format = '%s'", bad_fmt[i]);
         expect_fail(text, NULL, 8, quoted, "%e, %f or %g", NULL);
     }
-    sp_experiment *ex = load_ok("ok.ini", SWEPT "[figure.f]\nx = model.ratio\ny = train.l1\n"
+    sp_experiment *ex = load_ok("ok.ini", SWEPT "[figure.f]\nx = model.ratio\ny = train.coef\n"
                                                 "metric = dead\nformat = %+8.1e %%\n",
                                 "none");
     ck_assert_uint_eq(ex->n_figs, 1);
@@ -578,10 +578,10 @@ END_TEST
 
 START_TEST(test_logspace_decimal)
 {
-    sp_experiment *ex = load_ok("a.ini", HEAD "[sweep]\ntrain.l1 = logspace(-2, 2, 17)\n", NULL);
+    sp_experiment *ex = load_ok("a.ini", HEAD "[sweep]\ntrain.coef = logspace(-2, 2, 17)\n", NULL);
     ck_assert_uint_eq(ex->n_axes, 1);
     const sp_axis *ax = &ex->axes[0];
-    ck_assert_str_eq(ax->name, "train.l1");
+    ck_assert_str_eq(ax->name, "train.coef");
     ck_assert_int_eq(ax->line, 4);
     ck_assert_uint_eq(ax->n, 17);
     for (int k = -8; k <= 8; k++) {
@@ -602,7 +602,7 @@ START_TEST(test_logspace_base2)
 {
     sp_experiment *ex = load_ok("a.ini",
                                 HEAD "[sweep]\nmodel.ratio = logspace(-2, 5, 8, 2)\n"
-                                     "train.l1 = linspace(0, 1, 11)\n",
+                                     "train.coef = linspace(0, 1, 11)\n",
                                 NULL);
     const sp_axis *ax = &ex->axes[0];
     ck_assert_uint_eq(ax->n, 8);
@@ -623,8 +623,8 @@ END_TEST
 START_TEST(test_list_order)
 {
     sp_experiment *ex = load_ok("a.ini",
-                                HEAD "[sweep]\ntrain.l1 = 3, 1, 2.5\n"
-                                     "train.l1_scale = dict, none\n"
+                                HEAD "[sweep]\ntrain.coef = 3, 1, 2.5\n"
+                                     "train.coef_scale = dict, none\n"
                                      "data.correlation = copula, none\n",
                                 NULL);
     ck_assert_uint_eq(ex->n_axes, 3);
@@ -642,15 +642,15 @@ END_TEST
 
 START_TEST(test_preset_replaces_axis)
 {
-    const char *text = HEAD "[train]\nsteps = 100\n[sweep]\ntrain.l1 = 1, 2, 3\n"
+    const char *text = HEAD "[train]\nsteps = 100\n[sweep]\ntrain.coef = 1, 2, 3\n"
                             "model.ratio = 1, 2\n[preset.p]\ntrain.steps = 7\n"
-                            "sweep.train.l1 = 5, 6\nsweep.data.seed = 1, 2, 3, 4\n"
+                            "sweep.train.coef = 5, 6\nsweep.data.seed = 1, 2, 3, 4\n"
                             "[preset.q]\ntrain.steps = 9\n";
     sp_experiment *ex = load_ok("a.ini", text, "p");
     ck_assert_str_eq(ex->preset, "p");
     ck_assert_int_eq(ex->base.steps, 7);
     ck_assert_uint_eq(ex->n_axes, 3);
-    ck_assert_int_eq(sp_experiment_axis(ex, "train.l1"), 0); /* replaced in place */
+    ck_assert_int_eq(sp_experiment_axis(ex, "train.coef"), 0); /* replaced in place */
     ck_assert_uint_eq(ex->axes[0].n, 2);
     ck_assert_str_eq(ex->axes[0].values[0], "5");
     ck_assert_int_eq(ex->axes[0].line, 10);
@@ -673,7 +673,7 @@ START_TEST(test_grid_walk)
 {
     sp_experiment *ex = load_ok("a.ini",
                                 HEAD "[train]\nbatch = 32\n[sweep]\ndata.seed = 10, 20\n"
-                                     "train.l1 = 0.5, 0.25, 0.125\ntrain.seed = 7, 8\n",
+                                     "train.coef = 0.5, 0.25, 0.125\ntrain.seed = 7, 8\n",
                                 NULL);
     ck_assert_uint_eq(sp_experiment_n_runs(ex), 12);
     static const double l1[] = {0.5, 0.25, 0.125};
@@ -700,13 +700,13 @@ END_TEST
 
 START_TEST(test_canonical_values_same_key)
 {
-    sp_experiment *a = load_ok("a.ini", HEAD "[train]\nl1 = 0.1\nlr = 0.001\n"
+    sp_experiment *a = load_ok("a.ini", HEAD "[train]\ncoef = 0.1\nlr = 0.001\n"
                                              "[sweep]\nmodel.ratio = 0.5, 2\n",
                                NULL);
-    sp_experiment *b = load_ok("b.ini", HEAD "[train]\nl1 = 0.10\nlr = 1e-3\n"
+    sp_experiment *b = load_ok("b.ini", HEAD "[train]\ncoef = 0.10\nlr = 1e-3\n"
                                              "[sweep]\nmodel.ratio = 0.50, 2.0\n",
                                NULL);
-    sp_experiment *c = load_ok("c.ini", HEAD "[train]\nl1 = .1\n[sweep]\n"
+    sp_experiment *c = load_ok("c.ini", HEAD "[train]\ncoef = .1\n[sweep]\n"
                                              "model.ratio = 5e-1, 20e-1\n",
                                NULL);
     ck_assert_str_eq(a->axes[0].values[0], b->axes[0].values[0]);
@@ -736,7 +736,7 @@ START_TEST(test_real_paper)
     ck_assert_int_eq(ex->preset_is_default, 0);
     ck_assert_uint_eq(ex->n_axes, 2);
     ck_assert_uint_eq(sp_experiment_n_runs(ex), 136);
-    const sp_axis *l1 = &ex->axes[sp_experiment_axis(ex, "train.l1")];
+    const sp_axis *l1 = &ex->axes[sp_experiment_axis(ex, "train.coef")];
     const sp_axis *ratio = &ex->axes[sp_experiment_axis(ex, "model.ratio")];
     ck_assert_uint_eq(l1->n, 17);
     ck_assert_uint_eq(ratio->n, 8);

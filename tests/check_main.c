@@ -20,7 +20,12 @@ int main(int argc, char **argv)
         make_gen_suite,
         make_geometry_suite,
         make_tms_suite,
+        make_penalty_suite,
+        make_optim_suite,
+        make_reg_suite,
         make_sae_suite,
+        make_gated_suite,
+        make_stacked_suite,
         make_metrics_suite,
         make_runner_suite,
     };

@@ -122,10 +122,10 @@ START_TEST(test_sweep_kill_and_resume)
     snprintf(db, sizeof db, "%s/results.db", out);
     FILE *f = fopen(ini, "w");
     fprintf(f, "[experiment]\nname = tiny\n[data]\nd = 16\nn = 32\n"
-               "[train]\nbatch = 64\nsteps = 1500\nl1_scale = dict\n[metrics]\neval_samples = 256\n"
-               "[sweep]\ntrain.l1 = 0.1, 1, 10\nmodel.ratio = 0.5, 1\n"
-               "[figure.mmcs]\nx = model.ratio\ny = train.l1\nmetric = mmcs\n"
-               "[figure.next]\nx = model.ratio\ny = train.l1\nmetric = mmcs_next\n");
+               "[train]\nbatch = 64\nsteps = 1500\ncoef_scale = dict\n[metrics]\neval_samples = 256\n"
+               "[sweep]\ntrain.coef = 0.1, 1, 10\nmodel.ratio = 0.5, 1\n"
+               "[figure.mmcs]\nx = model.ratio\ny = train.coef\nmetric = mmcs\n"
+               "[figure.next]\nx = model.ratio\ny = train.coef\nmetric = mmcs_next\n");
     fclose(f);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);

@@ -48,7 +48,7 @@ static void fd_check(int pre_bias, int per_sample, int per_latent)
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 11);
     sp_err e;
-    sp_learner *L = sp_sae_alloc(&c, &pen, d, m, B, rng, &e);
+    sp_learner *L = sp_sae_alloc(&c, &pen, d, m, B, 1000, rng, &e);
     ck_assert_ptr_nonnull(L);
     gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
     for (size_t t = 0; t < B * d; t++)
@@ -116,7 +116,7 @@ START_TEST(test_loss_by_hand)
     sp_penalty_cfg pen = {.name = "l1", .coef = 0.5, .per_latent = 0};
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     sp_err e;
-    sp_learner *L = sp_sae_alloc(&c, &pen, 2, 1, 1, rng, &e);
+    sp_learner *L = sp_sae_alloc(&c, &pen, 2, 1, 1, 1000, rng, &e);
     /* W_e = (1, 0), b_e = -0.25, W_d = (1, 0); x = (1, 2):
      * p = 0.75, f = 0.75, x_hat = (0.75, 0), r = (-0.25, -2)
      * mse = (0.0625 + 4) / 2 = 2.03125, penalty = 0.5 * 0.75 = 0.375 */
@@ -149,8 +149,8 @@ START_TEST(test_unit_norm_constraint)
     sp_optim_cfg oc = {.name = "adam", .lr = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     sp_err e;
-    sp_learner *L = sp_sae_alloc(&c, &pen, d, m, B, rng, &e);
-    sp_optim *o = sp_optim_alloc(&oc, L->params, L->n_params);
+    sp_learner *L = sp_sae_alloc(&c, &pen, d, m, B, 1000, rng, &e);
+    sp_optim *o = sp_optim_alloc(&oc, L->params, L->n_params, 100000);
     gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
     for (size_t t = 0; t < B * d; t++)
         x->data[t] = (float)gsl_rng_uniform(rng);
@@ -189,9 +189,9 @@ END_TEST
 START_TEST(test_adam_by_hand)
 {
     float w = 1, g = 2;
-    sp_param p = {"w", &w, &g, 1, 1};
+    sp_param p = {"w", &w, &g, 1, 1, 1, 1};
     sp_optim_cfg oc = {.name = "adam", .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
-    sp_optim *o = sp_optim_alloc(&oc, &p, 1);
+    sp_optim *o = sp_optim_alloc(&oc, &p, 1, 1000);
     sp_optim_step(o);
     ck_assert_double_eq_tol(w, 0.9, 1e-6);
     g = -1;
@@ -210,7 +210,7 @@ START_TEST(test_adam_by_hand)
     /* AdamW: decoupled decay subtracts lr * wd * w */
     w = 1, g = 0;
     oc.weight_decay = 0.5;
-    o = sp_optim_alloc(&oc, &p, 1);
+    o = sp_optim_alloc(&oc, &p, 1, 1000);
     sp_optim_step(o);
     ck_assert_double_eq_tol(w, 0.95, 1e-6);
     sp_optim_free(o);
@@ -233,8 +233,8 @@ START_TEST(test_recovers_easy_truth)
     sp_penalty_cfg pen = {.name = "l1", .coef = 0.05, .per_latent = 0};
     sp_optim_cfg oc = {.name = "adam", .lr = 3e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
     sp_err e;
-    sp_learner *L = sp_sae_alloc(&c, &pen, d, 2 * n, B, rng, &e);
-    sp_optim *o = sp_optim_alloc(&oc, L->params, L->n_params);
+    sp_learner *L = sp_sae_alloc(&c, &pen, d, 2 * n, B, 100000, rng, &e);
+    sp_optim *o = sp_optim_alloc(&oc, L->params, L->n_params, 100000);
     gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
     for (int s = 0; s < 3000; s++) {
         gsl_matrix_float_set_zero(x);

@@ -14,6 +14,11 @@ Suite *make_gen_suite(void);
 Suite *make_geometry_suite(void);
 Suite *make_tms_suite(void);
 Suite *make_sae_suite(void);
+Suite *make_penalty_suite(void);
+Suite *make_optim_suite(void);
+Suite *make_reg_suite(void);
+Suite *make_gated_suite(void);
+Suite *make_stacked_suite(void);
 Suite *make_metrics_suite(void);
 Suite *make_runner_suite(void);
 

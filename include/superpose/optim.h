@@ -1,42 +1,78 @@
-/* optim.h: optimizers over a learner's parameter list.
+/* optim.h: optimizers over a learner's parameter list, with learning-rate
+ * schedules and gradient clipping. Formulas and sources in optim.c.
  *
- * adam (Kingma & Ba 2015, Alg. 1), with decoupled weight decay (AdamW,
- * Loshchilov & Hutter 2019) when weight_decay > 0:
- *   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
- *   w <- w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) - lr wd w
- * State is one contiguous buffer for all parameters; the update is one
- * fused loop per parameter (no per-element calls). */
+ *   sgd   w <- w - lr_t v,  v <- mu v + g (mu = momentum; Nesterov: the
+ *         step uses g + mu v)
+ *   adam  Kingma & Ba 2015, Alg. 1, with decoupled weight decay (AdamW,
+ *         Loshchilov & Hutter 2019) when weight_decay > 0
+ *   muon  Jordan et al. 2024: for every matrix parameter (rows > 1 and
+ *         cols > 1), momentum 0.95 with Nesterov, the update orthogonalised
+ *         by 5 Newton-Schulz steps with coefficients (3.4445, -4.7750,
+ *         2.0315), scaled by sqrt(max(1, rows/cols)), at lr = muon_lr;
+ *         every other parameter (biases, thresholds) with Adam at lr.
+ *
+ * Schedule: lr_t = lr * warm(t) * decay(t) with warm(t) = min(1, (t+1)/warmup)
+ * and decay(t) = 1 before decay_start * T, then falling linearly (linear)
+ * or by a half cosine (cosine) to 0 at T. Clipping: if clip > 0 and the
+ * global gradient norm over every parameter exceeds clip, all gradients
+ * are scaled by clip / norm before the update. */
 #ifndef SUPERPOSE_OPTIM_H
 #define SUPERPOSE_OPTIM_H
 
 #include <stddef.h>
 
 typedef struct {
-    char name[32];      /* "adam" */
-    double lr;
+    char name[32];       /* sgd|adam|muon */
+    double lr;           /* sgd, adam; muon: lr of the non-matrix parameters */
     double beta1, beta2, eps;
-    double weight_decay;
+    double weight_decay; /* decoupled (adam, muon), or L2-style in sgd */
+    double momentum;     /* sgd: mu (0: plain SGD) */
+    int nesterov;        /* sgd */
+    double muon_lr;      /* muon: lr of matrix parameters (0.02) */
+    double muon_momentum;/* muon: 0.95 */
+    int ns_steps;        /* muon: Newton-Schulz steps (5) */
+    long warmup;         /* lr warm-up steps (0: none) */
+    char decay[16];      /* none|linear|cosine */
+    double decay_start;  /* fraction of training at which decay begins */
+    double clip;         /* max global gradient norm (0: no clipping) */
 } sp_optim_cfg;
 
-/* One trainable tensor: values w and gradient g, n floats each. */
+/* One trainable tensor: values w and gradient g, n = rows * cols floats
+ * each, row-major. A vector has rows = 1. */
 typedef struct {
     const char *name;
     float *w;
     float *g;
     size_t n;
     int decay;          /* 1 if weight decay applies (weights, not biases) */
+    size_t rows, cols;  /* shape; Muon orthogonalises rows > 1 && cols > 1 */
 } sp_param;
 
 typedef struct sp_optim sp_optim;
 
+/* NULL if valid, else a message naming the key, the value and what is
+ * allowed. */
 const char *sp_optim_check(const sp_optim_cfg *cfg);
+/* total_steps: length of training (for the decay schedule). NULL if out of
+ * memory. All workspace (Newton-Schulz included) is allocated here. */
 sp_optim *sp_optim_alloc(const sp_optim_cfg *cfg, const sp_param *params,
-                         size_t n_params);
+                         size_t n_params, long total_steps);
 void sp_optim_free(sp_optim *o);
-/* Applies one update to every parameter from its gradient. */
-void sp_optim_step(sp_optim *o);
-/* Zeroes the optimizer state of entries [start, start+len) of parameter p
- * (used when latents are resampled). */
+/* Applies one update to every parameter from its gradient (clipping the
+ * gradients in place first if asked). Returns the global gradient norm
+ * before clipping. */
+double sp_optim_step(sp_optim *o);
+/* Zeroes the optimizer state (moments, momentum) of entries
+ * [start, start+len) of parameter p (used when latents are resampled). */
 void sp_optim_reset(sp_optim *o, size_t p, size_t start, size_t len);
+/* Learning rate of the next step (after warm-up and decay). */
+double sp_optim_lr(const sp_optim *o);
+
+/* Newton-Schulz orthogonalisation (Muon): out (rows x cols) ~ U V^T of
+ * g = U S V^T, with `steps` quintic iterations on g / ||g||_F; ws holds at
+ * least sp_muon_ws_size(rows, cols) floats. Exposed for tests. */
+size_t sp_muon_ws_size(size_t rows, size_t cols);
+void sp_muon_orthogonalise(const float *g, size_t rows, size_t cols, int steps,
+                           float *out, float *ws);
 
 #endif

@@ -88,8 +88,8 @@ int sp_cli_bench(int argc, char **argv)
         sp_err err;
         gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
         sp_gen *g = sp_gen_alloc(&cfg.data, B, rng, &err);
-        sp_learner *L = g ? sp_sae_alloc(&cfg.model, &cfg.penalty, d, m, B, rng, &err) : NULL;
-        sp_optim *o = L ? sp_optim_alloc(&cfg.optim, L->params, L->n_params) : NULL;
+        sp_learner *L = g ? sp_learner_alloc(&cfg.model, &cfg.penalty, d, m, B, 1000000, rng, &err) : NULL;
+        sp_optim *o = L ? sp_optim_alloc(&cfg.optim, L->params, L->n_params, 1000000) : NULL;
         gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
         if (!o || !x) {
             fprintf(stderr, "superpose: bench: %s\n", err.msg);
