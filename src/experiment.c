@@ -15,7 +15,7 @@
 
 const char *const sp_run_metric_names[] = {"mmcs", "mmcs_rev", "dead", "l0", "mse",
                                            "fve", "loss", "steps_done", "wall_s",
-                                           "l0_true", "max_cos", "dstar"};
+                                           "l0_true", "max_cos", "dstar", "resampled"};
 const size_t sp_n_run_metrics = sizeof sp_run_metric_names / sizeof sp_run_metric_names[0];
 
 int sp_metric_known(const char *name)
@@ -221,6 +221,35 @@ static int set_option(loader *L, sp_run_cfg *cfg, const entry *e, const char *se
 static int add_axis(loader *L, const entry *e, const char *name)
 {
     sp_experiment *ex = L->ex;
+    if (!strcmp(name, "level")) {
+        char *end;
+        long nl = strtol(e->value, &end, 10);
+        while (*end == ' ')
+            end++;
+        if (end == e->value || *end || nl < 1 || nl > SP_MAX_LEVELS)
+            FAIL(L, e->line, "[%s] %s = '%s': the number of levels, an integer in [1, %d]",
+                 e->section, e->key, e->value, SP_MAX_LEVELS);
+        sp_axis *ax = NULL;
+        for (size_t a = 0; a < ex->n_axes; a++)
+            if (!strcmp(ex->axes[a].name, "level"))
+                ax = &ex->axes[a];
+        if (!ax) {
+            if (ex->n_axes == SP_MAX_AXES)
+                FAIL(L, e->line, "[%s] %s: at most %d sweep axes", e->section, e->key,
+                     SP_MAX_AXES);
+            ax = &ex->axes[ex->n_axes++];
+        }
+        memset(ax, 0, sizeof *ax);
+        ax->kind = SP_AXIS_LEVEL;
+        snprintf(ax->name, sizeof ax->name, "level");
+        ax->line = e->line;
+        ax->n = (size_t)nl;
+        for (size_t k = 0; k < ax->n; k++) {
+            snprintf(ax->values[k], sizeof ax->values[0], "%zu", k + 1);
+            snprintf(ax->labels[k], sizeof ax->labels[0], "%zu", k + 1);
+        }
+        return 0;
+    }
     const sp_opt *o = sp_config_find(name);
     if (!o || !strchr(name, '.'))
         FAIL(L, e->line, "[%s] %s: unknown option '%s' to sweep (write section.key, e.g. "
@@ -236,6 +265,7 @@ static int add_axis(loader *L, const entry *e, const char *name)
         ax = &ex->axes[ex->n_axes++];
     }
     memset(ax, 0, sizeof *ax);
+    ax->kind = SP_AXIS_OPTION;
     ax->opt = o;
     snprintf(ax->name, sizeof ax->name, "%s.%s", o->section, o->key);
     ax->line = e->line;
@@ -245,6 +275,90 @@ static int add_axis(loader *L, const entry *e, const char *name)
     sp_err e2;
     if (canonical_axis(ax, &e2) != 0)
         FAIL(L, e->line, "[%s] %s: %s", e->section, e->key, e2.msg);
+    return 0;
+}
+
+/* [variant.NAME] sections: each key is an option with one value or one
+ * value per level; the variant axis goes in front of the others. */
+static int load_variants(loader *L, const entry *es, size_t n)
+{
+    sp_experiment *ex = L->ex;
+    int la = sp_experiment_axis(ex, "level");
+    size_t levels = la >= 0 ? ex->axes[la].n : 0;
+    for (size_t i = 0; i < n; i++) {
+        const entry *e = &es[i];
+        if (!starts_with(e->section, "variant."))
+            continue;
+        const char *vname = e->section + 8;
+        sp_variant *v = NULL;
+        for (size_t k = 0; k < ex->n_variants; k++)
+            if (!strcmp(ex->variants[k].name, vname))
+                v = &ex->variants[k];
+        if (!v) {
+            if (ex->n_variants == SP_MAX_VARIANTS)
+                FAIL(L, e->line, "at most %d variants", SP_MAX_VARIANTS);
+            if (strlen(vname) >= sizeof v->name)
+                FAIL(L, e->line, "[%s]: variant names have at most %zu characters", e->section,
+                     sizeof v->name - 1);
+            v = &ex->variants[ex->n_variants++];
+            memset(v, 0, sizeof *v);
+            snprintf(v->name, sizeof v->name, "%s", vname);
+            v->line = e->line;
+        }
+        const sp_opt *o = strchr(e->key, '.') ? sp_config_find(e->key) : NULL;
+        if (!o)
+            FAIL(L, e->line, "[%s] %s: unknown option; write section.key (e.g. model.arch; "
+                             "`superpose help options` lists them)", e->section, e->key);
+        if (v->n_ov == SP_MAX_OVERRIDES)
+            FAIL(L, e->line, "[%s]: at most %d settings per variant", e->section,
+                 SP_MAX_OVERRIDES);
+        sp_override *ov = &v->ov[v->n_ov++];
+        ov->opt = o;
+        ov->line = e->line;
+        /* a list (text options excepted: their values contain commas) */
+        sp_axis tmp;
+        memset(&tmp, 0, sizeof tmp);
+        tmp.opt = o;
+        char msg[300];
+        if (o->type == SP_OPT_TEXT) {
+            tmp.n = 1;
+            snprintf(tmp.values[0], sizeof tmp.values[0], "%s", e->value);
+        } else if (parse_axis(&tmp, e->value, msg, sizeof msg) != 0) {
+            FAIL(L, e->line, "[%s] %s = '%s': %s", e->section, e->key, e->value, msg);
+        }
+        if (tmp.n > 1 && tmp.n != levels)
+            FAIL(L, e->line, "[%s] %s: %zu values, but %s", e->section, e->key, tmp.n,
+                 levels ? "there are a different number of levels ([sweep] level)"
+                        : "a list needs [sweep] level = N, one value per level");
+        if (tmp.n > SP_MAX_LEVELS)
+            FAIL(L, e->line, "[%s] %s: at most %d values", e->section, e->key, SP_MAX_LEVELS);
+        ov->n = tmp.n;
+        for (size_t k = 0; k < tmp.n; k++) {
+            sp_run_cfg scratch;
+            sp_config_defaults(&scratch);
+            sp_err e2;
+            if (sp_config_set(&scratch, o, tmp.values[k], &e2) != 0)
+                FAIL(L, e->line, "[%s] %s", e->section, e2.msg);
+            snprintf(ov->values[k], sizeof ov->values[0], "%s", tmp.values[k]);
+        }
+    }
+    if (!ex->n_variants)
+        return 0;
+    if (ex->n_axes == SP_MAX_AXES)
+        return sp_err_set(L->err, "%s: at most %d sweep axes (variants take one)", L->path,
+                          SP_MAX_AXES);
+    memmove(&ex->axes[1], &ex->axes[0], ex->n_axes * sizeof ex->axes[0]);
+    ex->n_axes++;
+    sp_axis *ax = &ex->axes[0];
+    memset(ax, 0, sizeof *ax);
+    ax->kind = SP_AXIS_VARIANT;
+    snprintf(ax->name, sizeof ax->name, "variant");
+    ax->line = ex->variants[0].line;
+    ax->n = ex->n_variants;
+    for (size_t k = 0; k < ex->n_variants; k++) {
+        snprintf(ax->values[k], sizeof ax->values[0], "%s", ex->variants[k].name);
+        snprintf(ax->labels[k], sizeof ax->labels[0], "%s", ex->variants[k].name);
+    }
     return 0;
 }
 
@@ -264,13 +378,34 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
     const char *k = e->key, *v = e->value;
     if (!strcmp(k, "kind")) {
         if (strcmp(v, "heatmap") && strcmp(v, "lines") && strcmp(v, "columns") &&
-            strcmp(v, "dims") && strcmp(v, "rates") && strcmp(v, "cofiring"))
-            FAIL(L, e->line, "[%s] kind = '%s': allowed: heatmap, lines, columns, dims, rates, "
-                             "cofiring",
+            strcmp(v, "dims") && strcmp(v, "rates") && strcmp(v, "cofiring") &&
+            strcmp(v, "frontier") && strcmp(v, "curves"))
+            FAIL(L, e->line, "[%s] kind = '%s': allowed: heatmap, lines, frontier, curves, "
+                             "columns, dims, rates, cofiring",
                  e->section, v);
         snprintf(f->kind, sizeof f->kind, "%s", v);
     } else if (!strcmp(k, "x") || !strcmp(k, "y") || !strcmp(k, "series")) {
-        if (sp_experiment_axis(L->ex, v) < 0) {
+        int frontier = !strcmp(f->kind, "frontier"), curves = !strcmp(f->kind, "curves");
+        if (frontier && strcmp(k, "series") && !sp_metric_known(v) &&
+            !(strchr(v, '.') && sp_config_find(v)))
+            FAIL(L, e->line, "[%s] %s = '%s': a frontier plots a metric (or a numeric option, "
+                             "section.key) against another; unknown metric or option",
+                 e->section, k, v);
+        char first[64];
+        snprintf(first, sizeof first, "%s", v);
+        char *comma = strchr(first, ',');
+        const char *second = NULL;
+        if (curves && !strcmp(k, "series") && comma) {
+            *comma = '\0';
+            second = comma + 1;
+            while (*second == ' ')
+                second++;
+            size_t l = strlen(first);
+            while (l && first[l - 1] == ' ')
+                first[--l] = '\0';
+        }
+        if (!(frontier && strcmp(k, "series")) &&
+            (sp_experiment_axis(L->ex, first) < 0 || (second && sp_experiment_axis(L->ex, second) < 0))) {
             char axes[400];
             axes_list(L->ex, axes, sizeof axes);
             FAIL(L, e->line, "[%s] %s = '%s': must be a sweep axis (%s)", e->section, k, v, axes);
@@ -278,7 +413,11 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
         snprintf(!strcmp(k, "x") ? f->x : !strcmp(k, "y") ? f->y : f->series, sizeof f->x, "%s",
                  v);
     } else if (!strcmp(k, "metric")) {
-        if (!sp_metric_known(v)) {
+        if (!strcmp(f->kind, "curves")) {
+            if (strcmp(v, "loss") && strcmp(v, "l0") && strcmp(v, "dead") && strcmp(v, "mmcs"))
+                FAIL(L, e->line, "[%s] metric = '%s': a training curve; allowed: loss, l0, dead, "
+                                 "mmcs (recorded when metrics.curve_every > 0)", e->section, v);
+        } else if (!sp_metric_known(v)) {
             char list[400] = "";
             for (size_t i = 0; i < sp_n_run_metrics; i++) {
                 strcat(list, sp_run_metric_names[i]);
@@ -506,9 +645,10 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
         } else if (!(!strcmp(s, "data") || !strcmp(s, "model") || !strcmp(s, "train") ||
                      !strcmp(s, "metrics") || !strcmp(s, "sweep") ||
                      (starts_with(s, "figure.") && valid_name(s + 7)) ||
+                     (starts_with(s, "variant.") && valid_name(s + 8)) ||
                      (starts_with(s, "feature.") && valid_name(s + 8)))) {
             FAIL(L, e->line, "unknown section [%s]; allowed: experiment, data, model, train, "
-                             "metrics, sweep, feature.NAME, figure.NAME, preset.NAME",
+                             "metrics, sweep, variant.NAME, feature.NAME, figure.NAME, preset.NAME",
                  s);
         }
     }
@@ -587,6 +727,8 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
         if (set_option(L, chosen ? &ex->base : &scratch_cfg, e, sec, dot + 1) != 0)
             return -1;
     }
+    if (load_variants(L, es, n) != 0)
+        return -1;
     if (load_tree(L, es, n) != 0)
         return -1;
     /* A relative directions file is relative to the experiment file. */
@@ -616,8 +758,14 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
     for (size_t i = 0; i < ex->n_figs; i++) {
         sp_figspec *f = &ex->figs[i];
         int heat = !strcmp(f->kind, "heatmap"), lines = !strcmp(f->kind, "lines");
-        if ((heat || lines) && !f->metric[0])
+        if ((heat || lines || !strcmp(f->kind, "curves")) && !f->metric[0])
             FAIL(L, f->line, "[figure.%s] metric is missing", f->name);
+        if (!strcmp(f->kind, "frontier") && (!f->x[0] || !f->y[0]))
+            FAIL(L, f->line, "[figure.%s] a frontier needs x = <metric> and y = <metric>",
+                 f->name);
+        if (!strcmp(f->kind, "curves") && ex->base.curve_every <= 0)
+            FAIL(L, f->line, "[figure.%s] kind = curves needs metrics.curve_every > 0 (steps "
+                             "between curve points)", f->name);
         if ((lines || !strcmp(f->kind, "dims")) && !f->x[0]) {
             char axes[400];
             axes_list(ex, axes, sizeof axes);
@@ -719,14 +867,32 @@ int sp_experiment_run_cfg(const sp_experiment *ex, size_t i, sp_run_cfg *cfg, si
                           sp_err *err)
 {
     *cfg = ex->base;
+    size_t c[SP_MAX_AXES] = {0};
     for (size_t a = ex->n_axes; a-- > 0;) {
         const sp_axis *ax = &ex->axes[a];
         size_t k = i % ax->n;
         i /= ax->n;
+        c[a] = k;
         if (coords)
             coords[a] = k;
-        if (sp_config_set(cfg, ax->opt, ax->values[k], err) != 0)
+        if (ax->kind == SP_AXIS_OPTION && sp_config_set(cfg, ax->opt, ax->values[k], err) != 0)
             return -1;
+    }
+    int va = -1, la = -1;
+    for (size_t a = 0; a < ex->n_axes; a++) {
+        if (ex->axes[a].kind == SP_AXIS_VARIANT)
+            va = (int)a;
+        if (ex->axes[a].kind == SP_AXIS_LEVEL)
+            la = (int)a;
+    }
+    if (va >= 0) {
+        const sp_variant *v = &ex->variants[c[va]];
+        for (size_t j = 0; j < v->n_ov; j++) {
+            const sp_override *o = &v->ov[j];
+            size_t idx = o->n > 1 && la >= 0 ? c[la] : 0;
+            if (sp_config_set(cfg, o->opt, o->values[idx], err) != 0)
+                return -1;
+        }
     }
     return 0;
 }

@@ -115,3 +115,64 @@ double sp_train_step(sp_learner *L, sp_optim *opt, const gsl_matrix_float *x, sp
     L->step++;
     return out->loss;
 }
+
+float sp_kth_largest(float *v, size_t n, size_t k)
+{
+    /* quickselect (Hoare partition, median of three) for index k-1 of the
+     * descending order */
+    size_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        float a = v[lo], b = v[mid], c = v[hi];
+        float piv = (a > b) == (b > c) ? b : ((a > b) == (a < c) ? a : c);
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] > piv)
+                i++;
+            while (v[j] < piv)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (want <= j && j != (size_t)-1 && j >= lo)
+            hi = j;
+        else if (want >= i)
+            lo = i;
+        else
+            return v[want];
+    }
+    return v[want];
+}
+
+size_t sp_topk_row(const float *z, size_t n, size_t k, float *f, float *scratch)
+{
+    if (k >= n) {
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            f[i] = z[i] > 0 ? z[i] : 0.0f;
+            kept += z[i] > 0;
+        }
+        return kept;
+    }
+    memcpy(scratch, z, n * sizeof *z);
+    float t = sp_kth_largest(scratch, n, k);
+    size_t above = 0;
+    for (size_t i = 0; i < n; i++)
+        above += z[i] > t;
+    size_t ties = k - above, kept = 0; /* entries equal to t still to keep */
+    for (size_t i = 0; i < n; i++) {
+        float v = z[i];
+        int keep = v > t || (v == t && ties > 0 && (ties--, 1));
+        keep = keep && v > 0;
+        f[i] = keep ? v : 0.0f;
+        kept += (size_t)keep;
+    }
+    return kept;
+}

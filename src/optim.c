@@ -1,62 +1,210 @@
-/* optim.c: Adam / AdamW (Kingma & Ba 2015, Alg. 1; Loshchilov & Hutter
- * 2019 for decoupled weight decay). See optim.h for the update. */
+/* optim.c: SGD, Adam / AdamW and Muon over a list of parameters, with a
+ * warm-up and decay schedule and global gradient-norm clipping.
+ *
+ * Notation: w a parameter, g its gradient, t = 1, 2, ... the step count,
+ * s(t) the schedule multiplier below, lr_t = lr * s(t - 1).
+ *
+ * SGD with momentum (Polyak; Nesterov as in Sutskever et al. 2013, in the
+ * PyTorch form), L2-style weight decay on parameters with decay = 1:
+ *   g' = g + wd w,  v <- mu v + g',  w <- w - lr_t d,
+ *   d = v (heavy ball), g' + mu v (Nesterov), g' (mu = 0: plain SGD).
+ *
+ * Adam (Kingma & Ba 2015, Alg. 1) with decoupled weight decay (AdamW,
+ * Loshchilov & Hutter 2019, Alg. 2, decay scaled by the scheduled lr):
+ *   m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,
+ *   w <- w - lr_t mhat / (sqrt(vhat) + eps) - lr_t wd w,
+ *   mhat = m / (1 - b1^t), vhat = v / (1 - b2^t).
+ * Folded as in Kingma & Ba section 2 (the "more efficient order"):
+ *   w <- w - a_t m / (sqrt(v) + eps_t),
+ *   a_t = lr_t sqrt(1 - b2^t) / (1 - b1^t), eps_t = eps sqrt(1 - b2^t),
+ * which equals the form above exactly.
+ *
+ * Muon (K. Jordan et al. 2024, "Muon: an optimizer for hidden layers in
+ * neural networks", kellerjordan.github.io/posts/muon), for each matrix
+ * parameter W (rows > 1 and cols > 1), mu = muon_momentum, Nesterov:
+ *   M <- mu M + G,  U = G + mu M,  O = NS(U),
+ *   W <- W - lr_muon_t sqrt(max(1, rows/cols)) O - lr_muon_t wd W
+ * (the decay term for decay = 1 parameters only), where NS is the quintic Newton-Schulz iteration
+ *   X0 = U / (||U||_F + 1e-7),  A = X X^T,  X <- a X + (b A + c A A) X,
+ *   (a, b, c) = (3.4445, -4.7750, 2.0315)
+ * run ns_steps (5) times, on U^T when rows > cols so that A is the smaller
+ * Gram matrix. The coefficients are Jordan's: they maximise the slope at 0
+ * (a = 3.4445) so that small singular values grow fast, at the price of not
+ * converging to 1: after 5 steps the singular values of X lie in a band
+ * around 1 (about [0.7, 1.2]) rather than at 1, which the blog shows does
+ * not hurt training. Every other parameter (biases, thresholds) follows
+ * Adam at lr. NS runs in float32 with sgemm (OpenBLAS).
+ *
+ * Schedule: s(t) = min(1, (t + 1) / warmup) * decay(t), t = 0, 1, ... the
+ * index of the step; decay(t) = 1 for t < t0 = decay_start * T, then with
+ * u = (t - t0) / (T - t0): 1 - u (linear) or (1 + cos(pi u)) / 2 (cosine);
+ * T = total_steps. The same multiplier applies to lr and muon_lr.
+ *
+ * Clipping: n = ||(g_1, ..., g_P)||_2 over every parameter (in double); if
+ * clip > 0 and n > clip, every g is scaled in place by clip / n. */
 #include "superpose/optim.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_cblas.h>
+
+enum { OPT_SGD, OPT_ADAM, OPT_MUON };
+enum { DECAY_NONE, DECAY_LINEAR, DECAY_COSINE };
+
+static const double PI = 3.14159265358979323846;
+
+/* State of one parameter: Adam m and v, or the momentum in m (v NULL). */
+typedef struct {
+    float *m, *v;
+    int ortho; /* Muon matrix */
+} slot;
 
 struct sp_optim {
     sp_optim_cfg cfg;
+    int kind, decay;
     sp_param *params;
+    slot *slots;
     size_t n_params;
-    float *state;    /* [m | v] for every parameter, contiguous */
-    size_t *offset;  /* start of parameter p in state */
-    size_t total;
-    long t;
+    float *state;
+    float *u, *o, *ws; /* Muon: momentum-corrected gradient, NS output, NS scratch */
+    long t, total_steps;
 };
+
+static int kind_of(const char *name)
+{
+    if (!strcmp(name, "sgd"))
+        return OPT_SGD;
+    if (!strcmp(name, "adam"))
+        return OPT_ADAM;
+    if (!strcmp(name, "muon"))
+        return OPT_MUON;
+    return -1;
+}
+
+static int decay_of(const char *name)
+{
+    if (!name[0] || !strcmp(name, "none"))
+        return DECAY_NONE;
+    if (!strcmp(name, "linear"))
+        return DECAY_LINEAR;
+    if (!strcmp(name, "cosine"))
+        return DECAY_COSINE;
+    return -1;
+}
+
+/* Thread-local so that runs on parallel threads do not share messages. */
+static _Thread_local char check_msg[256];
+
+#define BAD(...) (snprintf(check_msg, sizeof check_msg, __VA_ARGS__), check_msg)
 
 const char *sp_optim_check(const sp_optim_cfg *c)
 {
-    if (strcmp(c->name, "adam") != 0)
-        return "train.optimizer: unknown optimizer (allowed: adam)";
+    const int kind = kind_of(c->name);
+    if (kind < 0)
+        return BAD("train.optimizer = '%.31s': unknown optimizer; allowed: sgd, adam, muon",
+                   c->name);
     if (!(c->lr > 0) || !isfinite(c->lr))
-        return "train.lr must be a finite value > 0";
+        return BAD("train.lr = %g: must be a finite value > 0", c->lr);
     if (!(c->beta1 >= 0 && c->beta1 < 1))
-        return "train.beta1 must be in [0, 1)";
+        return BAD("train.beta1 = %g: must be in [0, 1)", c->beta1);
     if (!(c->beta2 >= 0 && c->beta2 < 1))
-        return "train.beta2 must be in [0, 1)";
-    if (!(c->eps > 0))
-        return "train.eps must be > 0";
-    if (!(c->weight_decay >= 0))
-        return "train.weight_decay must be >= 0";
+        return BAD("train.beta2 = %g: must be in [0, 1)", c->beta2);
+    if (kind != OPT_SGD && (!(c->eps > 0) || !isfinite(c->eps)))
+        return BAD("train.eps = %g: must be a finite value > 0", c->eps);
+    if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
+        return BAD("train.weight_decay = %g: must be a finite value >= 0", c->weight_decay);
+    if (!(c->momentum >= 0 && c->momentum < 1))
+        return BAD("train.momentum = %g: must be in [0, 1)", c->momentum);
+    /* Muon's own keys only bind for muon: a zeroed Adam or SGD config is valid. */
+    if (kind == OPT_MUON) {
+        if (!(c->muon_lr > 0) || !isfinite(c->muon_lr))
+            return BAD("train.muon_lr = %g: must be a finite value > 0", c->muon_lr);
+        if (!(c->muon_momentum >= 0 && c->muon_momentum < 1))
+            return BAD("train.muon_momentum = %g: must be in [0, 1)", c->muon_momentum);
+        if (c->ns_steps < 1 || c->ns_steps > 50)
+            return BAD("train.ns_steps = %d: must be an integer in [1, 50]", c->ns_steps);
+    }
+    if (c->warmup < 0)
+        return BAD("train.lr_warmup = %ld: must be >= 0 (0: no warm-up)", c->warmup);
+    if (memchr(c->decay, '\0', sizeof c->decay) == NULL || decay_of(c->decay) < 0)
+        return BAD("train.lr_decay = '%.31s': unknown schedule; allowed: none, linear, cosine",
+                   c->decay);
+    if (!(c->decay_start >= 0 && c->decay_start < 1))
+        return BAD("train.decay_start = %g: must be in [0, 1)", c->decay_start);
+    if (!(c->clip >= 0) || !isfinite(c->clip))
+        return BAD("train.clip = %g: must be a finite value >= 0 (0: no clipping)", c->clip);
     return NULL;
 }
 
-sp_optim *sp_optim_alloc(const sp_optim_cfg *cfg, const sp_param *params,
-                         size_t n_params, long total_steps)
+static int is_matrix(const sp_param *p) { return p->rows > 1 && p->cols > 1; }
+
+sp_optim *sp_optim_alloc(const sp_optim_cfg *cfg, const sp_param *params, size_t n_params,
+                         long total_steps)
 {
     sp_optim *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
     o->cfg = *cfg;
-    (void)total_steps;
+    o->kind = kind_of(cfg->name);
+    o->decay = memchr(cfg->decay, '\0', sizeof cfg->decay) ? decay_of(cfg->decay) : -1;
+    if (o->kind < 0)
+        o->kind = OPT_ADAM;
+    if (o->decay < 0)
+        o->decay = DECAY_NONE;
+    o->total_steps = total_steps;
     o->n_params = n_params;
-    o->params = malloc(n_params * sizeof *o->params);
-    o->offset = malloc(n_params * sizeof *o->offset);
-    if (!o->params || !o->offset) {
+    o->params = malloc((n_params + 1) * sizeof *o->params);
+    o->slots = calloc(n_params + 1, sizeof *o->slots);
+    if (!o->params || !o->slots) {
         sp_optim_free(o);
         return NULL;
     }
-    memcpy(o->params, params, n_params * sizeof *params);
+    if (n_params)
+        memcpy(o->params, params, n_params * sizeof *params);
+
+    size_t total = 0, max_n = 0, max_ws = 0;
     for (size_t p = 0; p < n_params; p++) {
-        o->offset[p] = o->total;
-        o->total += params[p].n;
+        const sp_param *pr = &params[p];
+        slot *s = &o->slots[p];
+        s->ortho = o->kind == OPT_MUON && is_matrix(pr);
+        if (s->ortho) {
+            total += pr->n;
+            if (pr->n > max_n)
+                max_n = pr->n;
+            size_t ws = sp_muon_ws_size(pr->rows, pr->cols);
+            if (ws > max_ws)
+                max_ws = ws;
+        } else if (o->kind == OPT_SGD) {
+            total += cfg->momentum > 0 ? pr->n : 0;
+        } else {
+            total += 2 * pr->n;
+        }
     }
-    o->state = calloc(2 * o->total + 1, sizeof *o->state);
+    o->state = calloc(total + 1, sizeof *o->state);
     if (!o->state) {
         sp_optim_free(o);
         return NULL;
+    }
+    if (max_n && (!(o->u = malloc(max_n * sizeof *o->u)) ||
+                  !(o->o = malloc(max_n * sizeof *o->o)) ||
+                  !(o->ws = malloc(max_ws * sizeof *o->ws)))) {
+        sp_optim_free(o);
+        return NULL;
+    }
+    float *next = o->state;
+    for (size_t p = 0; p < n_params; p++) {
+        slot *s = &o->slots[p];
+        const size_t n = params[p].n;
+        if (s->ortho || (o->kind == OPT_SGD && cfg->momentum > 0)) {
+            s->m = next;
+            next += n;
+        } else if (o->kind != OPT_SGD) {
+            s->m = next;
+            s->v = next + n;
+            next += 2 * n;
+        }
     }
     return o;
 }
@@ -65,45 +213,190 @@ void sp_optim_free(sp_optim *o)
 {
     if (!o)
         return;
+    free(o->ws);
+    free(o->o);
+    free(o->u);
     free(o->state);
-    free(o->offset);
+    free(o->slots);
     free(o->params);
     free(o);
 }
 
-double sp_optim_step(sp_optim *o)
+/* Multiplier of step t (0-based) of T. */
+static double schedule(const sp_optim_cfg *c, int decay, long t, long T)
 {
-    o->t++;
-    const float b1 = (float)o->cfg.beta1, b2 = (float)o->cfg.beta2;
-    const double bc1 = 1.0 - pow(o->cfg.beta1, (double)o->t);
-    const double bc2 = 1.0 - pow(o->cfg.beta2, (double)o->t);
-    /* lr_t folds both bias corrections: w -= lr_t m / (sqrt(v) + eps_t). */
-    const float lr_t = (float)(o->cfg.lr * sqrt(bc2) / bc1);
-    const float eps_t = (float)(o->cfg.eps * sqrt(bc2));
-    for (size_t p = 0; p < o->n_params; p++) {
-        const sp_param *pr = &o->params[p];
-        float *restrict w = pr->w;
-        const float *restrict g = pr->g;
-        float *restrict m = o->state + 2 * o->offset[p];
-        float *restrict v = m + pr->n;
-        const float wd = pr->decay ? (float)(o->cfg.lr * o->cfg.weight_decay) : 0.0f;
-        for (size_t i = 0; i < pr->n; i++) {
-            float gi = g[i];
-            m[i] = b1 * m[i] + (1.0f - b1) * gi;
-            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-            w[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t) + wd * w[i];
+    double f = 1;
+    if (c->warmup > 0 && t + 1 < c->warmup)
+        f = (double)(t + 1) / (double)c->warmup;
+    if (decay != DECAY_NONE && T > 0) {
+        const double t0 = c->decay_start * (double)T;
+        if ((double)t >= t0) {
+            double u = ((double)t - t0) / ((double)T - t0);
+            if (u > 1)
+                u = 1;
+            f *= decay == DECAY_LINEAR ? 1 - u : 0.5 * (1 + cos(PI * u));
         }
     }
-    return 0;
+    return f;
 }
 
-double sp_optim_lr(const sp_optim *o) { return o->cfg.lr; }
+double sp_optim_lr(const sp_optim *o)
+{
+    return o->cfg.lr * schedule(&o->cfg, o->decay, o->t, o->total_steps);
+}
+
+/* One Adam step of w (n) at scheduled lr `lr`, step count t >= 1. */
+static void adam_update(const sp_optim_cfg *c, const sp_param *pr, float *restrict m,
+                        float *restrict v, double lr, long t)
+{
+    const float b1 = (float)c->beta1, b2 = (float)c->beta2;
+    const double bc1 = 1.0 - pow(c->beta1, (double)t);
+    const double bc2 = 1.0 - pow(c->beta2, (double)t);
+    const float lr_t = (float)(lr * sqrt(bc2) / bc1);
+    const float eps_t = (float)(c->eps * sqrt(bc2));
+    const float wd = pr->decay ? (float)(lr * c->weight_decay) : 0.0f;
+    float *restrict w = pr->w;
+    const float *restrict g = pr->g;
+    for (size_t i = 0; i < pr->n; i++) {
+        const float gi = g[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t) + wd * w[i];
+    }
+}
+
+/* One SGD step; m is the momentum buffer (NULL when momentum = 0). */
+static void sgd_update(const sp_optim_cfg *c, const sp_param *pr, float *restrict m, double lr)
+{
+    const float lr_f = (float)lr, mu = (float)c->momentum;
+    const float wd = pr->decay ? (float)c->weight_decay : 0.0f;
+    float *restrict w = pr->w;
+    const float *restrict g = pr->g;
+    if (!m) {
+        for (size_t i = 0; i < pr->n; i++)
+            w[i] -= lr_f * (g[i] + wd * w[i]);
+        return;
+    }
+    for (size_t i = 0; i < pr->n; i++) {
+        const float gi = g[i] + wd * w[i];
+        m[i] = mu * m[i] + gi;
+        w[i] -= lr_f * (c->nesterov ? gi + mu * m[i] : m[i]);
+    }
+}
+
+static void muon_update(sp_optim *o, const sp_param *pr, float *restrict m, double lr)
+{
+    const float mu = (float)o->cfg.muon_momentum;
+    float *restrict u = o->u, *restrict out = o->o;
+    float *restrict w = pr->w;
+    const float *restrict g = pr->g;
+    for (size_t i = 0; i < pr->n; i++) {
+        m[i] = mu * m[i] + g[i];
+        u[i] = g[i] + mu * m[i];
+    }
+    sp_muon_orthogonalise(u, pr->rows, pr->cols, o->cfg.ns_steps, out, o->ws);
+    const double ratio = (double)pr->rows / (double)pr->cols;
+    const float scale = (float)(lr * sqrt(ratio > 1 ? ratio : 1));
+    const float wd = pr->decay ? (float)(lr * o->cfg.weight_decay) : 0.0f;
+    for (size_t i = 0; i < pr->n; i++)
+        w[i] -= scale * out[i] + wd * w[i];
+}
+
+double sp_optim_step(sp_optim *o)
+{
+    double ss = 0;
+    for (size_t p = 0; p < o->n_params; p++) {
+        const float *g = o->params[p].g;
+        for (size_t i = 0; i < o->params[p].n; i++)
+            ss += (double)g[i] * g[i];
+    }
+    const double norm = sqrt(ss);
+    /* A non-finite norm is left for the caller to detect from the return value. */
+    if (o->cfg.clip > 0 && isfinite(norm) && norm > o->cfg.clip) {
+        const float s = (float)(o->cfg.clip / norm);
+        for (size_t p = 0; p < o->n_params; p++) {
+            float *g = o->params[p].g;
+            for (size_t i = 0; i < o->params[p].n; i++)
+                g[i] *= s;
+        }
+    }
+
+    const double f = schedule(&o->cfg, o->decay, o->t, o->total_steps);
+    o->t++;
+    for (size_t p = 0; p < o->n_params; p++) {
+        const sp_param *pr = &o->params[p];
+        slot *s = &o->slots[p];
+        if (o->kind == OPT_SGD)
+            sgd_update(&o->cfg, pr, s->m, f * o->cfg.lr);
+        else if (s->ortho)
+            muon_update(o, pr, s->m, f * o->cfg.muon_lr);
+        else
+            adam_update(&o->cfg, pr, s->m, s->v, f * o->cfg.lr, o->t);
+    }
+    return norm;
+}
 
 void sp_optim_reset(sp_optim *o, size_t p, size_t start, size_t len)
 {
-    if (p >= o->n_params || start + len > o->params[p].n)
+    if (p >= o->n_params || start > o->params[p].n || len > o->params[p].n - start)
         return;
-    float *m = o->state + 2 * o->offset[p];
-    memset(m + start, 0, len * sizeof *m);
-    memset(m + o->params[p].n + start, 0, len * sizeof *m);
+    const slot *s = &o->slots[p];
+    if (s->m)
+        memset(s->m + start, 0, len * sizeof *s->m);
+    if (s->v)
+        memset(s->v + start, 0, len * sizeof *s->v);
+}
+
+/* X is p x q with p <= q; scratch: X, Y (p x q), A, B (p x p). */
+size_t sp_muon_ws_size(size_t rows, size_t cols)
+{
+    const size_t p = rows < cols ? rows : cols, q = rows < cols ? cols : rows;
+    return 2 * p * q + 2 * p * p;
+}
+
+void sp_muon_orthogonalise(const float *g, size_t rows, size_t cols, int steps, float *out,
+                           float *ws)
+{
+    const float a = 3.4445f, b = -4.7750f, c = 2.0315f;
+    const size_t n = rows * cols;
+    if (n == 0)
+        return;
+    const int tr = rows > cols;
+    const size_t p = tr ? cols : rows, q = tr ? rows : cols;
+    float *X = ws, *Y = ws + p * q, *A = ws + 2 * p * q, *B = A + p * p;
+
+    double ss = 0;
+    for (size_t k = 0; k < n; k++)
+        ss += (double)g[k] * g[k];
+    const float s = (float)(1.0 / (sqrt(ss) + 1e-7));
+    if (tr) {
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++)
+                X[j * q + i] = s * g[i * cols + j];
+    } else {
+        for (size_t k = 0; k < n; k++)
+            X[k] = s * g[k];
+    }
+
+    const int P = (int)p, Q = (int)q;
+    for (int it = 0; it < steps; it++) {
+        /* A = X X^T (p x p); B = b A + c A A; Y = a X + B X */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, Q, 1.0f, X, Q, X, Q, 0.0f, A,
+                    P);
+        memcpy(B, A, p * p * sizeof *B);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, P, P, c, A, P, A, P, b, B, P);
+        memcpy(Y, X, p * q * sizeof *Y);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, Q, P, 1.0f, B, P, X, Q, a, Y, Q);
+        float *tmp = X;
+        X = Y;
+        Y = tmp;
+    }
+
+    if (tr) {
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++)
+                out[i * cols + j] = X[j * q + i];
+    } else {
+        memcpy(out, X, n * sizeof *out);
+    }
 }

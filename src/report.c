@@ -324,6 +324,242 @@ out:
     return rc;
 }
 
+static int is_seed_axis(const sp_experiment *ex, size_t a)
+{
+    return !strcmp(ex->axes[a].name, "train.seed") || !strcmp(ex->axes[a].name, "data.seed");
+}
+
+/* A metric of the run, or a numeric option it was run with. */
+static double run_value(const sp_run_record *r, const char *name)
+{
+    double v = sp_run_metric(r, name);
+    if (isnan(v) && strchr(name, '.')) {
+        const char *p = sp_run_param(r, name);
+        v = p ? strtod(p, NULL) : NAN;
+    }
+    return v;
+}
+
+static int cmp_xy(const void *a, const void *b)
+{
+    const double *p = a, *q = b;
+    return (p[0] > q[0]) - (p[0] < q[0]);
+}
+
+/* kind = frontier: metric y against metric x, one curve per value of the
+ * series axis; runs that differ only in their seeds are averaged into one
+ * point, and each curve is drawn in order of x. */
+static int plot_frontier(const sp_experiment *ex, const sp_figspec *f, const run_set *rs,
+                         const char *figdir, sp_err *err)
+{
+    int is = f->series[0] ? sp_experiment_axis(ex, f->series) : -1;
+    size_t ns = is >= 0 ? ex->axes[is].n : 1, total = rs->total;
+    /* point index: the coordinates on every axis but the series and seeds */
+    size_t np = 1, stride[SP_MAX_AXES];
+    for (size_t a = ex->n_axes; a-- > 0;) {
+        stride[a] = 0;
+        if ((int)a == is || is_seed_axis(ex, a))
+            continue;
+        stride[a] = np;
+        np *= ex->axes[a].n;
+    }
+    double *sx = calloc(ns * np, sizeof *sx), *sy = calloc(ns * np, sizeof *sy);
+    double *xy = calloc(2 * ns * np, sizeof *xy), *xs = calloc(ns * np, sizeof *xs),
+           *ys = calloc(ns * np, sizeof *ys);
+    size_t *cnt = calloc(ns * np, sizeof *cnt);
+    sp_series *ser = calloc(ns, sizeof *ser);
+    char(*titles)[64] = calloc(ns, sizeof *titles);
+    int rc = -1;
+    if (!sx || !sy || !xy || !xs || !ys || !cnt || !ser || !titles) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < rs->n_ok; k++) {
+        size_t r = rs->ok[k];
+        double x = run_value(rs->rec[r], f->x), y = run_value(rs->rec[r], f->y);
+        if (!isfinite(x) || !isfinite(y))
+            continue;
+        size_t pt = 0;
+        for (size_t a = 0; a < ex->n_axes; a++)
+            pt += stride[a] * rs->coords[r][a];
+        size_t cell = (is >= 0 ? rs->coords[r][is] : 0) * np + pt;
+        sx[cell] += x, sy[cell] += y, cnt[cell]++;
+    }
+    size_t curves = 0;
+    for (size_t s = 0; s < ns; s++) {
+        size_t n = 0;
+        for (size_t p = 0; p < np; p++) {
+            size_t cell = s * np + p;
+            if (!cnt[cell])
+                continue;
+            xy[2 * (s * np + n)] = sx[cell] / (double)cnt[cell];
+            xy[2 * (s * np + n) + 1] = sy[cell] / (double)cnt[cell];
+            n++;
+        }
+        qsort(xy + 2 * s * np, n, 2 * sizeof(double), cmp_xy);
+        for (size_t q = 0; q < n; q++) {
+            xs[s * np + q] = xy[2 * (s * np + q)];
+            ys[s * np + q] = xy[2 * (s * np + q) + 1];
+        }
+        if (is >= 0)
+            snprintf(titles[s], sizeof titles[s], "%s", ex->axes[is].labels[s]);
+        ser[s] = (sp_series){.title = is >= 0 ? titles[s] : NULL, .n = n, .x = xs + s * np,
+                             .y = ys + s * np, .style = SP_STYLE_LINESPOINTS};
+        curves += n > 0;
+    }
+    char title[300], header[1500], what[200];
+    snprintf(title, sizeof title, "%s", f->title[0] ? f->title : f->y);
+    snprintf(what, sizeof what, "frontier %s against %s: one point per setting, mean over "
+                                "seeds; %zu of %zu runs missing", f->y, f->x, rs->missing, total);
+    fig_header(ex, what, header, sizeof header);
+    sp_lines L = {.name = f->name, .title = title,
+                  .xlabel = f->xlabel[0] ? f->xlabel : f->x,
+                  .ylabel = f->ylabel[0] ? f->ylabel : f->y,
+                  .logx = f->logx, .logy = f->logy,
+                  .xmin = NAN, .xmax = NAN, .ymin = f->ymin, .ymax = f->ymax,
+                  .series = ser, .n_series = ns, .header = header};
+    rc = sp_figure_lines(figdir, &L, err);
+    if (rc == 0)
+        printf("figure %s/%s.png (%zu curves, %zu of %zu runs stored)\n", figdir, f->name,
+               curves, total - rs->missing, total);
+out:
+    free(titles);
+    free(ser);
+    free(cnt);
+    free(ys);
+    free(xs);
+    free(xy);
+    free(sy);
+    free(sx);
+    return rc;
+}
+
+/* kind = curves: a training curve (metrics.curve_every) against the step,
+ * one curve per value of the series axis (or pair of axes), the mean over
+ * the runs that share it. */
+static int plot_curves(const sp_experiment *ex, const sp_figspec *f, const char *db,
+                       const run_set *rs, const char *figdir, sp_err *err)
+{
+    char first[64], *second = NULL;
+    snprintf(first, sizeof first, "%s", f->series);
+    char *comma = strchr(first, ',');
+    if (comma) {
+        *comma = '\0';
+        second = comma + 1;
+        while (*second == ' ')
+            second++;
+        size_t l = strlen(first);
+        while (l && first[l - 1] == ' ')
+            first[--l] = '\0';
+    }
+    int a1 = first[0] ? sp_experiment_axis(ex, first) : -1;
+    int a2 = second ? sp_experiment_axis(ex, second) : -1;
+    size_t n1 = a1 >= 0 ? ex->axes[a1].n : 1, n2 = a2 >= 0 ? ex->axes[a2].n : 1, ns = n1 * n2;
+    sp_store *st = sp_store_open(db, err);
+    if (!st)
+        return -1;
+    size_t cap = 0;
+    double *x = NULL, *y = NULL;
+    size_t *cnt = NULL, *len = calloc(ns, sizeof *len);
+    sp_series *ser = calloc(ns, sizeof *ser);
+    char(*titles)[96] = calloc(ns, sizeof *titles);
+    int rc = -1;
+    if (!len || !ser || !titles) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < rs->n_ok; k++) {
+        size_t r = rs->ok[k];
+        long *step;
+        double *val;
+        size_t n;
+        if (sp_store_curve(st, rs->key[r], f->metric, &step, &val, &n, err) != 0)
+            goto out;
+        if (n > cap) {
+            size_t nc = n;
+            double *nx = realloc(x, ns * nc * sizeof *x), *ny = nx ? realloc(y, ns * nc * sizeof *y) : NULL;
+            size_t *nn = ny ? realloc(cnt, ns * nc * sizeof *cnt) : NULL;
+            if (nx)
+                x = nx;
+            if (ny)
+                y = ny;
+            if (nn)
+                cnt = nn;
+            if (!nx || !ny || !nn) {
+                free(step);
+                free(val);
+                sp_err_set(err, "out of memory");
+                goto out;
+            }
+            /* re-lay the series already summed from stride cap to stride nc */
+            for (size_t s = ns; s-- > 0;)
+                for (size_t q = cap; q-- > 0;) {
+                    x[s * nc + q] = x[s * cap + q];
+                    y[s * nc + q] = y[s * cap + q];
+                    cnt[s * nc + q] = cnt[s * cap + q];
+                }
+            for (size_t s = 0; s < ns; s++)
+                for (size_t q = cap; q < nc; q++)
+                    x[s * nc + q] = y[s * nc + q] = 0, cnt[s * nc + q] = 0;
+            cap = nc;
+        }
+        size_t s = (a1 >= 0 ? rs->coords[r][a1] : 0) * n2 + (a2 >= 0 ? rs->coords[r][a2] : 0);
+        for (size_t q = 0; q < n; q++) {
+            if (!isfinite(val[q]))
+                continue;
+            x[s * cap + q] = (double)step[q];
+            y[s * cap + q] += val[q];
+            cnt[s * cap + q]++;
+        }
+        if (n > len[s])
+            len[s] = n;
+        free(step);
+        free(val);
+    }
+    size_t curves = 0;
+    for (size_t s = 0; s < ns; s++) {
+        size_t n = 0;
+        for (size_t q = 0; q < len[s]; q++)
+            if (cnt[s * cap + q]) {
+                x[s * cap + n] = x[s * cap + q];
+                y[s * cap + n] = y[s * cap + q] / (double)cnt[s * cap + q];
+                n++;
+            }
+        size_t i1 = s / n2, i2 = s % n2;
+        snprintf(titles[s], sizeof titles[s], "%s%s%s", a1 >= 0 ? ex->axes[a1].labels[i1] : "",
+                 a2 >= 0 ? ", " : "", a2 >= 0 ? ex->axes[a2].labels[i2] : "");
+        ser[s] = (sp_series){.title = a1 >= 0 ? titles[s] : NULL, .n = n,
+                             .x = x ? x + s * cap : NULL, .y = y ? y + s * cap : NULL,
+                             .style = SP_STYLE_LINES};
+        curves += n > 0;
+    }
+    char title[300], header[1500], what[300];
+    snprintf(title, sizeof title, "%s", f->title[0] ? f->title : f->metric);
+    snprintf(what, sizeof what, "training curve %s against the step, mean over the runs of "
+                                "each curve (%s%s%s); %zu of %zu runs missing", f->metric, first,
+             second ? ", " : "", second ? second : "", rs->missing, rs->total);
+    fig_header(ex, what, header, sizeof header);
+    sp_lines L = {.name = f->name, .title = title,
+                  .xlabel = f->xlabel[0] ? f->xlabel : "step",
+                  .ylabel = f->ylabel[0] ? f->ylabel : f->metric,
+                  .logx = f->logx, .logy = f->logy,
+                  .xmin = NAN, .xmax = NAN, .ymin = f->ymin, .ymax = f->ymax,
+                  .series = ser, .n_series = ns, .header = header};
+    rc = sp_figure_lines(figdir, &L, err);
+    if (rc == 0)
+        printf("figure %s/%s.png (%zu curves, %zu of %zu runs stored)\n", figdir, f->name,
+               curves, rs->total - rs->missing, rs->total);
+out:
+    sp_store_close(st);
+    free(titles);
+    free(ser);
+    free(len);
+    free(cnt);
+    free(y);
+    free(x);
+    return rc;
+}
+
 /* kind = dims (Elhage et al. 2022, geometry of superposition): D* of every
  * stored toy model as a line and every D_i as points, against the x axis,
  * with the fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8 as reference lines. */
@@ -587,6 +823,10 @@ int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err)
             rc = plot_heatmap(ex, f, out, figdir, &rs, err);
         else if (!strcmp(f->kind, "lines"))
             rc = plot_lines(ex, f, &rs, figdir, err);
+        else if (!strcmp(f->kind, "frontier"))
+            rc = plot_frontier(ex, f, &rs, figdir, err);
+        else if (!strcmp(f->kind, "curves"))
+            rc = plot_curves(ex, f, db, &rs, figdir, err);
         else if (!strcmp(f->kind, "dims"))
             rc = plot_dims(ex, f, out, &rs, figdir, err);
         else if (!strcmp(f->kind, "columns"))

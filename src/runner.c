@@ -35,7 +35,63 @@
 void openblas_set_num_threads(int num_threads);
 
 enum { M_MMCS, M_MMCS_REV, M_DEAD, M_L0, M_MSE, M_FVE, M_LOSS, M_STEPS, M_WALL, M_L0_TRUE,
-       M_MAX_COS, M_DSTAR };
+       M_MAX_COS, M_DSTAR, M_RESAMPLED };
+
+const char *const sp_curve_names[SP_N_CURVES] = {"loss", "l0", "dead", "mmcs"};
+
+void sp_run_result_free(sp_run_result *res)
+{
+    free(res->curve_step);
+    for (int c = 0; c < SP_N_CURVES; c++)
+        free(res->curve[c]);
+    res->curve_step = NULL;
+    memset(res->curve, 0, sizeof res->curve);
+    res->n_curve = 0;
+}
+
+/* Latents whose fire count did not move since snap; snap <- fires. */
+static size_t dead_since(const sp_learner *L, unsigned long *snap, size_t *dead)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < L->m; i++) {
+        if (L->fires[i] == snap[i] && dead)
+            dead[n] = i;
+        n += L->fires[i] == snap[i];
+        snap[i] = L->fires[i];
+    }
+    return n;
+}
+
+/* Resampling (Bricken et al. 2023): scores N fresh inputs by the SAE's
+ * squared error and hands the dead latents to sp_resample. */
+static size_t resample(sp_learner *L, sp_optim *opt, sp_gen *gen, gsl_rng *rng,
+                       const size_t *dead, size_t n_dead, gsl_matrix_float *X, double *loss,
+                       gsl_matrix_float *f, gsl_matrix_float *xh)
+{
+    size_t N = X->size1, B = f->size1, d = L->d;
+    for (size_t s = 0; s < N; s += B) {
+        size_t nb = N - s < B ? N - s : B;
+        gsl_matrix_float_view xv = gsl_matrix_float_submatrix(X, s, 0, nb, d);
+        gsl_matrix_float_view fv = gsl_matrix_float_submatrix(f, 0, 0, nb, L->m);
+        gsl_matrix_float_view hv = gsl_matrix_float_submatrix(xh, 0, 0, nb, d);
+        sp_gen_batch(gen, rng, nb, NULL, &xv.matrix);
+        L->ops->encode(L, &xv.matrix, &fv.matrix);
+        L->ops->decode(L, &fv.matrix, &hv.matrix);
+        for (size_t b = 0; b < nb; b++) {
+            const float *xr = gsl_matrix_float_const_ptr(&xv.matrix, b, 0);
+            const float *hr = gsl_matrix_float_const_ptr(&hv.matrix, b, 0);
+            double acc = 0;
+            for (size_t t = 0; t < d; t++)
+                acc += ((double)hr[t] - xr[t]) * ((double)hr[t] - xr[t]);
+            loss[s + b] = acc;
+        }
+    }
+    const float *bd = NULL;
+    for (size_t p = 0; p < L->n_params; p++)
+        if (!strcmp(L->params[p].name, "b_d"))
+            bd = L->params[p].w;
+    return sp_resample(L, opt, dead, n_dead, X, loss, bd, rng);
+}
 
 static gsl_rng *rng_from(uint64_t a, uint64_t b, const char *tag)
 {
@@ -205,6 +261,14 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
     gsl_matrix_float *xh = gsl_matrix_float_alloc(B, d);
     sp_recon_acc *acc = sp_recon_acc_alloc(d, m);
     sp_codes *codes = sp_codes_alloc(B, B * sp_gen_truth_rows(&cfg->data));
+    unsigned long *rs_snap = NULL, *cv_snap = NULL;
+    size_t *rs_dead = NULL;
+    gsl_matrix_float *rs_x = NULL;
+    double *rs_loss = NULL;
+    gsl_rng *r_res = NULL;
+    res->n_curve = 0;
+    res->curve_step = NULL;
+    memset(res->curve, 0, sizeof res->curve);
     int rc = -1;
     if (!r_truth || !r_stream || !r_init || !r_eval || !x || !f || !xh || !acc || !codes) {
         sp_err_set(err, "out of memory (run with %zu latents)", m);
@@ -227,7 +291,30 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
         goto out;
     }
     long steps = cfg->steps, tail = steps < 100 ? steps : 100, step;
-    double tail_loss = 0;
+    long every = cfg->resample_every, cev = cfg->curve_every;
+    long resample_last = (long)floor(cfg->resample_until * (double)steps);
+    if (every > 0) {
+        size_t N = (size_t)cfg->resample_samples;
+        if (!(rs_snap = calloc(m, sizeof *rs_snap)) || !(rs_dead = malloc(m * sizeof *rs_dead)) ||
+            !(rs_x = gsl_matrix_float_alloc(N, d)) || !(rs_loss = malloc(N * sizeof *rs_loss)) ||
+            !(r_res = rng_from(ds, ts, "resample"))) {
+            sp_err_set(err, "out of memory for resampling (%zu inputs)", N);
+            goto out;
+        }
+    }
+    if (cev > 0) {
+        size_t cap = (size_t)(steps / cev) + 2;
+        res->curve_step = malloc(cap * sizeof *res->curve_step);
+        int ok = res->curve_step && (cv_snap = calloc(m, sizeof *cv_snap));
+        for (int c = 0; c < SP_N_CURVES && ok; c++)
+            ok = (res->curve[c] = malloc(cap * sizeof(double))) != NULL;
+        if (!ok) {
+            sp_err_set(err, "out of memory for training curves");
+            goto out;
+        }
+    }
+    double tail_loss = 0, cv_loss = 0, cv_l0 = 0, resampled = 0;
+    long cv_n = 0;
     double last_report = sp_now();
     for (step = 0; step < steps; step++) {
         sp_gen_batch(gen, r_stream, B, NULL, x);
@@ -239,6 +326,22 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
         }
         if (step >= steps - tail)
             tail_loss += loss;
+        cv_loss += loss, cv_l0 += ls.l0, cv_n++;
+        if (cev > 0 && ((step + 1) % cev == 0 || step + 1 == steps)) {
+            size_t k = res->n_curve++;
+            res->curve_step[k] = step + 1;
+            res->curve[SP_CURVE_LOSS][k] = cv_loss / (double)cv_n;
+            res->curve[SP_CURVE_L0][k] = cv_l0 / (double)cv_n;
+            res->curve[SP_CURVE_DEAD][k] = (double)dead_since(L, cv_snap, NULL);
+            res->curve[SP_CURVE_MMCS][k] = sp_metric_mmcs(sp_gen_truth(gen), L->decoder, NULL);
+            cv_loss = cv_l0 = 0, cv_n = 0;
+        }
+        if (every > 0 && (step + 1) % every == 0 && step + 1 <= resample_last) {
+            size_t n_dead = dead_since(L, rs_snap, rs_dead);
+            if (n_dead > 0)
+                resampled += (double)resample(L, opt, gen, r_res, rs_dead, n_dead, rs_x, rs_loss,
+                                              f, xh);
+        }
         if (progress && (step % 16 == 15 || step + 1 == steps)) {
             double now = sp_now();
             if (now - last_report > 0.25 || step + 1 == steps) {
@@ -274,12 +377,21 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
         res->metric[M_LOSS] = tail_loss / (double)tail;
         res->metric[M_L0_TRUE] = l0_true / (double)cfg->eval_samples;
         res->metric[M_MAX_COS] = sp_geom_max_cos(sp_gen_truth(gen));
+        res->metric[M_RESAMPLED] = resampled;
         if (artifact_dir && save_artifacts(artifact_dir, L, gen, err) != 0)
             goto out;
     }
     res->metric[M_WALL] = sp_now() - t0;
     rc = 0;
 out:
+    if (rc != 0)
+        sp_run_result_free(res);
+    gsl_rng_free(r_res);
+    free(rs_loss);
+    gsl_matrix_float_free(rs_x);
+    free(rs_dead);
+    free(cv_snap);
+    free(rs_snap);
     sp_optim_free(opt);
     sp_learner_free(L);
     sp_gen_free(gen);
@@ -425,6 +537,14 @@ int sp_run_store(const char *db_path, const char *experiment, const sp_run_cfg *
         .metrics = metrics,
         .n_metrics = sp_n_run_metrics,
     };
+    sp_curve curves[SP_N_CURVES];
+    if (res->n_curve > 0) {
+        for (int c = 0; c < SP_N_CURVES; c++)
+            curves[c] = (sp_curve){sp_curve_names[c], res->n_curve, res->curve_step,
+                                   res->curve[c]};
+        rec.curves = curves;
+        rec.n_curves = SP_N_CURVES;
+    }
     sp_store *st = sp_store_open(db_path, err);
     if (!st)
         goto out;
@@ -510,6 +630,7 @@ static void worker(const sp_experiment *ex, job *jb, const char *out, int fd)
     snprintf(msg, sizeof msg, "R status=%s mmcs=%.4f dead=%.0f l0=%.2f mse=%.3g wall_s=%.1f\n",
              res.diverged ? "diverged" : "ok", res.metric[M_MMCS], res.metric[M_DEAD],
              res.metric[M_L0], res.metric[M_MSE], res.metric[M_WALL]);
+    sp_run_result_free(&res);
     write_all(fd, msg);
     _exit(0);
 }

@@ -1,57 +1,255 @@
-/* sae.c: the untied ReLU sparse autoencoder and the training step.
+/* sae.c: the ReLU family of sparse autoencoders (relu, topk, batchtopk,
+ * jumprelu), with tied weights, pre-encoder bias, an MLP encoder,
+ * Matryoshka prefixes, AuxK and the pre-activation spread penalty.
+ * REFERENCE.md 2.
  *
- * Sharkey, Braun & Millidge 2022 (interim report), REFERENCE.md 1.1 and 2;
- * pre-encoder bias and decoder gradient projection as in Bricken et al.
- * 2023 ("Towards monosemanticity").
- *
- *   xc    = x - b_d                         (x: (B, d); b_d only if pre_bias)
- *   p     = xc W_e^T + b_e                  (W_e: (m, d), p: (B, m))
- *   f     = ReLU(p)
- *   x_hat = f W_d + b_d                     (W_d: (m, d), one atom per row)
- *   loss  = c_mse sum_b ||x_hat_b - x_b||^2 + P(f)
- *           c_mse = 1/(B d) (torch MSELoss, default) or 1/B (per sample)
- * Backward (r = x_hat - x):
- *   dx_hat = 2 c_mse r;  dW_d = f^T dx_hat;  df = dx_hat W_d^T + dP/df
- *   dp = df * [p > 0];   dW_e = dp^T xc;     db_e = sum_b dp
- *   db_d = sum_b dx_hat - sum_b (dp W_e)
- * Unit-norm atoms: before the step the component of dW_d's row i along
- * atom i is removed; after the step each atom is renormalised. */
+ * Forward (x: (B, d); W_e: (m, d) or (m, H) with the MLP; W_d: (m, d), one
+ * atom per row; tied: W_e = W_d):
+ *   xc  = x - b_d                       (b_d only with pre_bias)
+ *   u   = xc, or ReLU(xc W_1^T + b_1)   (MLP encoder, W_1: (H, d))
+ *   p   = u W_e^T + b_e                 (B, m)
+ *   f   = relu       ReLU(p)                         Sharkey et al. 2022
+ *         topk       ReLU(TopK_k(p)) per sample       Gao et al. 2024
+ *         batchtopk  the B*k largest of the batch     Bussmann et al. 2024
+ *                    (inference: p [p > theta], theta an EMA of the
+ *                    smallest kept value of each batch that keeps any)
+ *         jumprelu   p H(p - theta)                   Rajamanoharan et al. 2024b
+ *   x_hat_j = f[:, :e_j] W_d[:e_j] + b_d for nested prefixes e_1 < ... < e_J = m
+ *             (J = 1 without Matryoshka; Bussmann et al. 2025, Nabeshima 2024)
+ *   loss = c sum_j ||x_hat_j - x||^2 + P(f) + R_aux + R_std
+ *   c = 1/(B d) (torch MSELoss) or 1/B (model.mse_per_sample).
+ *   P: penalty.h on f (relu); L0 for jumprelu: coef/B sum H(p - theta);
+ *   none for topk and batchtopk.
+ *   R_aux (AuxK, topk/batchtopk): a_coef c ||e - TopK_kaux(p_dead) W_d||^2,
+ *   e = x - x_hat_J held constant, over latents that have not fired for
+ *   dead_steps steps (Gao et al. 2024, section 2.4).
+ *   R_std = sp_reg_prestd(p) (reg.c).
+ * Backward (r_j = x_hat_j - x; S_j = sum_{i >= j} 2 c r_i, the gradient
+ * reaching the atoms of prefix group j):
+ *   dW_d[group j] = f_j^T S_j;     df[group j] = S_j W_d[group j]^T (+ dP/df)
+ *   dp = df * [f active]           (jumprelu: [p > theta])
+ *   jumprelu threshold, rectangle straight-through estimator of width eps
+ *   (K(u) = 1 if |u| < 1/2):  dtheta_i = sum_b df_bi (-theta_i/eps) K((p_bi - theta_i)/eps)
+ *                                       - coef/B sum_b (1/eps) K((p_bi - theta_i)/eps)
+ *   dW_e = dp^T u;  db_e = sum_b dp;  du = dp W_e (tied: dW_d += dp^T xc)
+ *   MLP: dh = du * [h > 0]; dW_1 = dh^T xc; db_1 = sum_b dh; dxc = dh W_1
+ *   db_d = sum_b S_1 - sum_b dxc
+ * Unit-norm atoms (unless the penalty uses decoder norms): before the
+ * step the component of each atom's gradient along the atom is removed
+ * (Bricken et al. 2023); after the step atoms are renormalised. */
 #include "superpose/sae.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_blas.h>
 #include <gsl/gsl_randist.h>
 
+typedef enum { K_RELU, K_TOPK, K_BATCHTOPK, K_JUMPRELU } act_kind;
+
+#define MAX_PREFIXES 64
+
 typedef struct {
     sp_learner base;
     sp_sae_cfg cfg;
+    act_kind kind;
     sp_penalty *pen;
+    char pen_name[32];
+    int pen_per_latent;
+    int use_dnorm;
+    size_t H, k, k_aux;
     /* parameters and gradients */
-    gsl_matrix_float *we, *gwe;   /* (m, d) */
+    gsl_matrix_float *we, *gwe;   /* (m, d) or (m, H); NULL when tied */
     float *be, *gbe;              /* (m) */
     gsl_matrix_float *wd, *gwd;   /* (m, d) */
     float *bd, *gbd;              /* (d) or NULL */
+    gsl_matrix_float *w1, *gw1;   /* (H, d) MLP */
+    float *b1, *gb1;              /* (H) */
+    float *theta, *gtheta;        /* (m) jumprelu */
+    int i_we, i_be, i_wd, i_theta;/* indices in params, -1 if absent */
+    /* training state */
+    float thr;                    /* batchtopk inference threshold */
+    int thr_set;
+    long *last_fired;             /* (m) */
+    gsl_rng *rng;                 /* sampled Matryoshka prefixes */
+    size_t fixed[MAX_PREFIXES], n_fixed;
+    size_t pref[MAX_PREFIXES], n_pref;
     /* workspace, max_batch rows */
-    gsl_matrix_float *p;          /* (B, m): pre-activations, then dp */
-    gsl_matrix_float *f;          /* (B, m) */
     gsl_matrix_float *xc;         /* (B, d): x - b_d, then dxc */
-    gsl_matrix_float *r;          /* (B, d): x_hat, then r, then dx_hat */
-    sp_param params[4];
-} relu_sae;
+    gsl_matrix_float_view xcv, hav; /* their first B rows, this call */
+    gsl_matrix_float *hpre, *hact;/* (B, H): MLP hidden, then dh */
+    gsl_matrix_float *p;          /* (B, m) pre-activations */
+    gsl_matrix_float *f;          /* (B, m) codes */
+    gsl_matrix_float *df;         /* (B, m): df, then dp */
+    gsl_matrix_float *r[MAX_PREFIXES]; /* (B, d) residual of each prefix */
+    gsl_matrix_float *sacc;       /* (B, d) S_j */
+    float *scratch;               /* max(B m, H, m) */
+    float *dnorm, *ddnorm;        /* (m) */
+    size_t *aux_idx;              /* (B k_aux) */
+    float *aux_val;               /* (B k_aux) */
+    size_t *dead;                 /* (m) */
+    float *dead_z, *dead_f;       /* (m) */
+    float *ebuf;                  /* (d) */
+    sp_param params[8];
+} fam_sae;
+
+static const char *arch_names[] = {"relu", "topk", "batchtopk", "jumprelu", "gated", "stacked"};
+
+static int arch_index(const char *a)
+{
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(a, arch_names[i]))
+            return i;
+    return -1;
+}
+
+/* Parses "a, b, c" into strictly increasing positive sizes. */
+static const char *parse_prefixes(const char *text, size_t *out, size_t *n)
+{
+    static _Thread_local char msg[400];
+    *n = 0;
+    const char *s = text;
+    while (*s) {
+        while (*s == ' ' || *s == ',' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || (*end && *end != ',' && *end != ' ' && *end != '\t')) {
+            snprintf(msg, sizeof msg, "model.prefixes = '%s': expected positive integers "
+                     "separated by commas (the nested dictionary sizes)", text);
+            return msg;
+        }
+        if (*n == MAX_PREFIXES - 1) {
+            snprintf(msg, sizeof msg, "model.prefixes = '%s': at most %d prefixes", text,
+                     MAX_PREFIXES - 1);
+            return msg;
+        }
+        if (*n > 0 && (size_t)v <= out[*n - 1]) {
+            snprintf(msg, sizeof msg, "model.prefixes = '%s': sizes must be strictly "
+                     "increasing", text);
+            return msg;
+        }
+        out[(*n)++] = (size_t)v;
+        s = end;
+    }
+    return NULL;
+}
 
 const char *sp_sae_check(const sp_sae_cfg *c, const sp_penalty_cfg *pen)
 {
-    if (strcmp(c->arch, "relu") != 0)
-        return "model.arch: unknown architecture (allowed: relu)";
+    static _Thread_local char msg[512];
+    int a = arch_index(c->arch);
+    if (a < 0) {
+        snprintf(msg, sizeof msg, "model.arch = '%s': unknown architecture; allowed: %s",
+                 c->arch, sp_sae_archs());
+        return msg;
+    }
     const char *bad = sp_penalty_check(pen);
     if (bad)
         return bad;
-    if (c->latents < 0)
-        return "model.latents must be >= 0 (0: use model.ratio)";
-    if (c->latents == 0 && !(c->ratio > 0 && c->ratio <= 1024))
-        return "model.ratio must be in (0, 1024]";
+    const char *arch = c->arch;
+    int by_rank = !strcmp(arch, "topk") || !strcmp(arch, "batchtopk") || !strcmp(arch, "stacked");
+    int is_l0 = !strcmp(pen->name, "l0"), is_none = !strcmp(pen->name, "none");
+    if (by_rank && !is_none) {
+        snprintf(msg, sizeof msg, "model.arch = %s selects latents by rank and takes no "
+                 "sparsity penalty: train.penalty = '%s' needs ReLU activations (set "
+                 "train.penalty = none)", arch, pen->name);
+        return msg;
+    }
+    if (!strcmp(arch, "jumprelu") && !is_l0 && !is_none) {
+        snprintf(msg, sizeof msg, "model.arch = jumprelu is trained with train.penalty = l0 "
+                 "(or none); '%s' is a penalty on ReLU activations", pen->name);
+        return msg;
+    }
+    if (is_l0 && strcmp(arch, "jumprelu") != 0) {
+        snprintf(msg, sizeof msg, "train.penalty = l0 is the L0 penalty of model.arch = "
+                 "jumprelu (its threshold has a straight-through gradient); model.arch = %s "
+                 "has none", arch);
+        return msg;
+    }
+    if (by_rank && c->k < 1)
+        return "model.k must be >= 1 (active latents per sample)";
+    int family = a <= 3;
+    const char *extra = c->tied ? "model.tied" : c->mlp ? "model.encoder = mlp"
+                      : c->prefixes[0] || c->prefix_samples ? "Matryoshka prefixes"
+                      : c->prestd > 0 ? "model.prestd" : NULL;
+    if (!family && extra) {
+        snprintf(msg, sizeof msg, "%s is not supported by model.arch = %s (only by relu, "
+                 "topk, batchtopk and jumprelu)", extra, arch);
+        return msg;
+    }
+    if (c->tied && c->mlp)
+        return "model.tied = true cannot be combined with model.encoder = mlp (the encoder "
+               "is not the decoder's transpose)";
+    if (c->prefixes[0] && c->prefix_samples > 0)
+        return "model.prefixes and model.prefix_samples exclude each other (fixed or "
+               "sampled Matryoshka prefixes)";
+    if (c->prefixes[0]) {
+        size_t tmp[MAX_PREFIXES], n;
+        if ((bad = parse_prefixes(c->prefixes, tmp, &n)))
+            return bad;
+    }
+    if (c->prefix_samples < 0 || c->prefix_samples > MAX_PREFIXES - 1)
+        return "model.prefix_samples must be in [0, 63]";
+    if (c->hidden < 0)
+        return "model.hidden must be >= 0 (0: the input dimension)";
+    if (!(c->ema > 0 && c->ema < 1) && !strcmp(arch, "batchtopk"))
+        return "model.ema must be in (0, 1) (decay of the inference threshold's average)";
+    if (!strcmp(arch, "jumprelu") && !(c->theta0 > 0 && isfinite(c->theta0)))
+        return "model.theta0 must be > 0 (initial JumpReLU threshold)";
+    if (!strcmp(arch, "jumprelu") && !(c->bandwidth > 0 && isfinite(c->bandwidth)))
+        return "model.bandwidth must be > 0 (width of the straight-through rectangle)";
+    if (!(c->aux_coef >= 0 && isfinite(c->aux_coef)))
+        return "model.aux_coef must be a finite value >= 0";
+    if (c->dead_steps < 1 && c->aux_coef > 0 && (!strcmp(arch, "topk") || !strcmp(arch, "batchtopk")))
+        return "model.dead_steps must be >= 1 (steps without firing before AuxK counts a latent as dead)";
+    if (c->k_aux < 0)
+        return "model.k_aux must be >= 0 (0: d / 2)";
+    if (c->layers < 1 && !strcmp(arch, "stacked"))
+        return "model.layers must be >= 1";
+    if (!(c->orth >= 0 && isfinite(c->orth)))
+        return "model.orth must be a finite value >= 0";
+    if (!(c->prestd >= 0 && isfinite(c->prestd)))
+        return "model.prestd must be a finite value >= 0";
+    return NULL;
+}
+
+const char *sp_sae_check_latents(const sp_sae_cfg *c, size_t m, size_t d)
+{
+    static _Thread_local char msg[400];
+    const char *arch = c->arch;
+    if (!strcmp(arch, "stacked")) {
+        if (c->layers < 1 || m % (size_t)c->layers != 0) {
+            snprintf(msg, sizeof msg, "model.layers = %d must divide the number of latents "
+                     "m = %zu", c->layers, m);
+            return msg;
+        }
+        if ((size_t)c->k > m / (size_t)c->layers) {
+            snprintf(msg, sizeof msg, "model.k = %d is more than the %zu latents of a layer",
+                     c->k, m / (size_t)c->layers);
+            return msg;
+        }
+    } else if ((!strcmp(arch, "topk") || !strcmp(arch, "batchtopk")) && (size_t)c->k > m) {
+        snprintf(msg, sizeof msg, "model.k = %d is more than the m = %zu latents", c->k, m);
+        return msg;
+    }
+    if (c->prefixes[0]) {
+        size_t tmp[MAX_PREFIXES], n;
+        const char *bad = parse_prefixes(c->prefixes, tmp, &n);
+        if (bad)
+            return bad;
+        if (n > 0 && tmp[n - 1] > m) {
+            snprintf(msg, sizeof msg, "model.prefixes = '%s': the largest prefix %zu exceeds "
+                     "the m = %zu latents", c->prefixes, tmp[n - 1], m);
+            return msg;
+        }
+    }
+    if (c->prefix_samples > 0 && m < 2)
+        return "model.prefix_samples needs at least 2 latents";
+    (void)d;
     return NULL;
 }
 
@@ -60,172 +258,518 @@ static gsl_matrix_float_view rows(gsl_matrix_float *a, size_t B)
     return gsl_matrix_float_submatrix(a, 0, 0, B, a->size2);
 }
 
-/* p = xc W_e^T + b_e; f = ReLU(p). xc: (B, d). */
-static void encode_into(relu_sae *s, const gsl_matrix_float *xc, gsl_matrix_float *p,
-                        gsl_matrix_float *f)
-{
-    size_t B = xc->size1, m = s->base.m;
-    gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, xc, s->we, 0.0f, p);
-    for (size_t b = 0; b < B; b++) {
-        float *pr = gsl_matrix_float_ptr(p, b, 0);
-        float *fr = gsl_matrix_float_ptr(f, b, 0);
-        for (size_t i = 0; i < m; i++) {
-            float v = pr[i] + s->be[i];
-            pr[i] = v;
-            fr[i] = v > 0 ? v : 0.0f;
-        }
-    }
-}
+static gsl_matrix_float *enc_w(fam_sae *s) { return s->cfg.tied ? s->wd : s->we; }
 
-/* xc = x - b_d (or x itself when there is no b_d). */
-static const gsl_matrix_float *center(relu_sae *s, const gsl_matrix_float *x,
-                                      gsl_matrix_float *xc)
+/* u = encoder input of x: xc = x - b_d, then the MLP's hidden layer. */
+static const gsl_matrix_float *encoder_input(fam_sae *s, const gsl_matrix_float *x,
+                                            const gsl_matrix_float **xin_out)
 {
-    if (!s->bd)
-        return x;
     size_t B = x->size1, d = s->base.d;
-    for (size_t b = 0; b < B; b++) {
-        const float *xr = gsl_matrix_float_const_ptr(x, b, 0);
-        float *cr = gsl_matrix_float_ptr(xc, b, 0);
-        for (size_t j = 0; j < d; j++)
-            cr[j] = xr[j] - s->bd[j];
+    const gsl_matrix_float *xin = x;
+    if (s->bd) {
+        gsl_matrix_float_view XC = rows(s->xc, B);
+        for (size_t b = 0; b < B; b++) {
+            const float *xr = gsl_matrix_float_const_ptr(x, b, 0);
+            float *cr = gsl_matrix_float_ptr(&XC.matrix, b, 0);
+            for (size_t j = 0; j < d; j++)
+                cr[j] = xr[j] - s->bd[j];
+        }
+        s->xcv = XC;
+        xin = &s->xcv.matrix;
     }
-    return xc;
+    *xin_out = xin;
+    if (!s->H)
+        return xin;
+    gsl_matrix_float_view HP = rows(s->hpre, B), HA = rows(s->hact, B);
+    gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, xin, s->w1, 0.0f, &HP.matrix);
+    for (size_t b = 0; b < B; b++) {
+        float *hp = gsl_matrix_float_ptr(&HP.matrix, b, 0);
+        float *ha = gsl_matrix_float_ptr(&HA.matrix, b, 0);
+        for (size_t h = 0; h < s->H; h++) {
+            float v = hp[h] + s->b1[h];
+            hp[h] = v;
+            ha[h] = v > 0 ? v : 0.0f;
+        }
+    }
+    s->hav = HA;
+    return &s->hav.matrix;
 }
 
-static void relu_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss *out)
+/* P = u W_e^T + b_e. */
+static void preact(fam_sae *s, const gsl_matrix_float *u, gsl_matrix_float *P)
 {
-    relu_sae *s = (relu_sae *)L;
-    size_t B = x->size1, d = L->d, m = L->m;
-    gsl_matrix_float_view P = rows(s->p, B), F = rows(s->f, B);
-    gsl_matrix_float_view XC = rows(s->xc, B), R = rows(s->r, B);
-
-    const gsl_matrix_float *xin = center(s, x, &XC.matrix);
-    encode_into(s, xin, &P.matrix, &F.matrix);
-
-    /* r = f W_d + b_d - x */
-    gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &F.matrix, s->wd, 0.0f, &R.matrix);
-    double sse = 0;
-    double c_mse = s->cfg.mse_per_sample ? 1.0 / (double)B : 1.0 / ((double)B * (double)d);
-    float g2 = (float)(2.0 * c_mse);
+    size_t B = P->size1, m = s->base.m;
+    gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, u, enc_w(s), 0.0f, P);
     for (size_t b = 0; b < B; b++) {
-        float *rr = gsl_matrix_float_ptr(&R.matrix, b, 0);
-        const float *xr = gsl_matrix_float_const_ptr(x, b, 0);
-        float acc = 0;
-        for (size_t j = 0; j < d; j++) {
-            float v = rr[j] + (s->bd ? s->bd[j] : 0.0f) - xr[j];
-            acc += v * v;
-            rr[j] = g2 * v; /* now dx_hat */
-        }
-        sse += acc;
+        float *pr = gsl_matrix_float_ptr(P, b, 0);
+        for (size_t i = 0; i < m; i++)
+            pr[i] += s->be[i];
     }
-    double mse = c_mse * sse;
+}
 
-    /* dW_d = f^T dx_hat */
-    gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &F.matrix, &R.matrix, 0.0f, s->gwd);
-    /* df = dx_hat W_d^T (into the pre-activation buffer) + dP/df */
-    gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, &R.matrix, s->wd, 0.0f, &P.matrix);
-    double pen = sp_penalty_eval(s->pen, s->f->data, B, m, s->f->tda, NULL, s->p->data, NULL);
+/* Batch top B*k of P (flattened) into F; returns the smallest kept value,
+ * or INFINITY if nothing is kept (no pre-activation of the batch > 0). */
+static float batch_topk(fam_sae *s, const gsl_matrix_float *P, gsl_matrix_float *F)
+{
+    size_t B = P->size1, m = s->base.m, n = B * m, want = B * s->k;
+    for (size_t b = 0; b < B; b++)
+        memcpy(s->scratch + b * m, gsl_matrix_float_const_ptr(P, b, 0), m * sizeof(float));
+    if (want > n)
+        want = n;
+    float t = sp_kth_largest(s->scratch, n, want);
+    size_t above = 0;
+    for (size_t b = 0; b < B; b++) {
+        const float *pr = gsl_matrix_float_const_ptr(P, b, 0);
+        for (size_t i = 0; i < m; i++)
+            above += pr[i] > t;
+    }
+    size_t ties = want - above;
+    float lo = INFINITY;
+    for (size_t b = 0; b < B; b++) {
+        const float *pr = gsl_matrix_float_const_ptr(P, b, 0);
+        float *fr = gsl_matrix_float_ptr(F, b, 0);
+        for (size_t i = 0; i < m; i++) {
+            float v = pr[i];
+            int keep = v > t || (v == t && ties > 0 && (ties--, 1));
+            keep = keep && v > 0;
+            fr[i] = keep ? v : 0.0f;
+            if (keep && v < lo)
+                lo = v;
+        }
+    }
+    return lo;
+}
 
-    /* dp = df * [f > 0]; db_e = sum_b dp; L0 */
-    memset(s->gbe, 0, m * sizeof *s->gbe);
+/* Codes F of pre-activations P; training = 1 uses the batch rule of
+ * batchtopk (and updates its threshold). */
+static void activate(fam_sae *s, const gsl_matrix_float *P, gsl_matrix_float *F, int training)
+{
+    size_t B = P->size1, m = s->base.m;
+    if (s->kind == K_BATCHTOPK && (training || !s->thr_set)) {
+        float lo = batch_topk(s, P, F);
+        /* a batch that keeps nothing has no smallest kept value: folding in
+         * 0 would drag the threshold down, so it leaves theta alone */
+        if (training && isfinite(lo)) {
+            s->thr = s->thr_set ? (float)(s->cfg.ema * s->thr + (1 - s->cfg.ema) * lo) : lo;
+            s->thr_set = 1;
+        }
+        return;
+    }
+    for (size_t b = 0; b < B; b++) {
+        const float *pr = gsl_matrix_float_const_ptr(P, b, 0);
+        float *fr = gsl_matrix_float_ptr(F, b, 0);
+        switch (s->kind) {
+        case K_RELU:
+            for (size_t i = 0; i < m; i++)
+                fr[i] = pr[i] > 0 ? pr[i] : 0.0f;
+            break;
+        case K_TOPK:
+            sp_topk_row(pr, m, s->k, fr, s->scratch);
+            break;
+        case K_BATCHTOPK:
+            for (size_t i = 0; i < m; i++)
+                fr[i] = pr[i] > s->thr ? pr[i] : 0.0f;
+            break;
+        case K_JUMPRELU:
+            for (size_t i = 0; i < m; i++)
+                fr[i] = pr[i] > s->theta[i] ? pr[i] : 0.0f;
+            break;
+        }
+    }
+}
+
+/* The prefix ends of this step: fixed, sampled, or just m. */
+static void draw_prefixes(fam_sae *s)
+{
+    size_t m = s->base.m;
+    s->n_pref = 0;
+    if (s->cfg.prefix_samples > 0) {
+        size_t n = (size_t)s->cfg.prefix_samples;
+        for (size_t j = 0; j < n; j++)
+            s->pref[j] = 1 + (size_t)gsl_rng_uniform_int(s->rng, m - 1);
+        /* insertion sort, then drop repeats */
+        for (size_t j = 1; j < n; j++)
+            for (size_t i = j; i > 0 && s->pref[i - 1] > s->pref[i]; i--) {
+                size_t t = s->pref[i];
+                s->pref[i] = s->pref[i - 1];
+                s->pref[i - 1] = t;
+            }
+        for (size_t j = 0; j < n; j++)
+            if (s->n_pref == 0 || s->pref[s->n_pref - 1] != s->pref[j])
+                s->pref[s->n_pref++] = s->pref[j];
+    } else {
+        for (size_t j = 0; j < s->n_fixed; j++)
+            s->pref[s->n_pref++] = s->fixed[j];
+    }
+    if (s->n_pref == 0 || s->pref[s->n_pref - 1] != m)
+        s->pref[s->n_pref++] = m;
+}
+
+/* AuxK (Gao et al. 2024): reconstructs the constant residual e = x - x_hat
+ * with the k_aux largest pre-activations among dead latents; adds its
+ * gradient to dP (B, m) and gW_d. Returns the term's value. */
+static double auxk(fam_sae *s, const gsl_matrix_float *P, const gsl_matrix_float *R,
+                   gsl_matrix_float *DP, size_t n_dead, double c)
+{
+    size_t B = P->size1, d = s->base.d;
+    size_t ka = s->k_aux < n_dead ? s->k_aux : n_dead;
+    const float g = (float)(2.0 * c * s->cfg.aux_coef);
+    double total = 0;
+    for (size_t b = 0; b < B; b++) {
+        const float *pr = gsl_matrix_float_const_ptr(P, b, 0);
+        for (size_t j = 0; j < n_dead; j++)
+            s->dead_z[j] = pr[s->dead[j]];
+        sp_topk_row(s->dead_z, n_dead, ka, s->dead_f, s->scratch);
+        /* resid = e - e_hat = -r - sum_j a_j w_j */
+        const float *rr = gsl_matrix_float_const_ptr(R, b, 0);
+        for (size_t t = 0; t < d; t++)
+            s->ebuf[t] = -rr[t];
+        size_t na = 0;
+        for (size_t j = 0; j < n_dead; j++)
+            if (s->dead_f[j] != 0) {
+                s->aux_idx[na] = s->dead[j];
+                s->aux_val[na++] = s->dead_f[j];
+                const float *w = gsl_matrix_float_const_ptr(s->wd, s->dead[j], 0);
+                for (size_t t = 0; t < d; t++)
+                    s->ebuf[t] -= s->dead_f[j] * w[t];
+            }
+        double acc = 0;
+        for (size_t t = 0; t < d; t++)
+            acc += (double)s->ebuf[t] * s->ebuf[t];
+        total += acc;
+        /* d/de_hat = -g resid: dW_d[i] += a_i (-g resid); dp_bi += <-g resid, w_i> */
+        float *dpr = gsl_matrix_float_ptr(DP, b, 0);
+        for (size_t j = 0; j < na; j++) {
+            size_t i = s->aux_idx[j];
+            const float *w = gsl_matrix_float_const_ptr(s->wd, i, 0);
+            float *gw = gsl_matrix_float_ptr(s->gwd, i, 0);
+            float dot = 0, a = s->aux_val[j];
+            for (size_t t = 0; t < d; t++) {
+                dot += w[t] * s->ebuf[t];
+                gw[t] -= g * a * s->ebuf[t];
+            }
+            dpr[i] -= g * dot;
+        }
+    }
+    return s->cfg.aux_coef * c * total;
+}
+
+static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss *out)
+{
+    fam_sae *s = (fam_sae *)L;
+    size_t B = x->size1, d = L->d, m = L->m;
+    memset(out, 0, sizeof *out);
+    sp_penalty_set_step(s->pen, L->step);
+    gsl_matrix_float_view P = rows(s->p, B), F = rows(s->f, B), DF = rows(s->df, B);
+    gsl_matrix_float_view S = rows(s->sacc, B);
+
+    const gsl_matrix_float *xin;
+    const gsl_matrix_float *u = encoder_input(s, x, &xin);
+    preact(s, u, &P.matrix);
+    activate(s, &P.matrix, &F.matrix, 1);
+
+    /* dead latents (AuxK) before this batch's firing is recorded */
+    size_t n_dead = 0;
+    if ((s->kind == K_TOPK || s->kind == K_BATCHTOPK) && s->cfg.aux_coef > 0)
+        for (size_t i = 0; i < m; i++)
+            if (L->step - s->last_fired[i] >= s->cfg.dead_steps)
+                s->dead[n_dead++] = i;
     size_t active = 0;
     for (size_t b = 0; b < B; b++) {
-        float *pr = gsl_matrix_float_ptr(&P.matrix, b, 0);
         const float *fr = gsl_matrix_float_const_ptr(&F.matrix, b, 0);
-        for (size_t i = 0; i < m; i++) {
-            int on = fr[i] > 0;
-            active += (size_t)on;
-            L->fires[i] += (unsigned long)on;
-            pr[i] = on ? pr[i] : 0.0f;
-            s->gbe[i] += pr[i];
-        }
+        for (size_t i = 0; i < m; i++)
+            if (fr[i] != 0) {
+                active++;
+                L->fires[i]++;
+                s->last_fired[i] = L->step;
+            }
     }
-    /* dW_e = dp^T xc */
-    gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &P.matrix, xin, 0.0f, s->gwe);
-    if (s->bd) {
-        /* db_d = sum_b dx_hat - sum_b dp W_e */
-        gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &P.matrix, s->we, 0.0f, &XC.matrix);
-        memset(s->gbd, 0, d * sizeof *s->gbd);
+
+    /* residuals of the nested prefixes: r_j = x_hat_j - x */
+    draw_prefixes(s);
+    double c = s->cfg.mse_per_sample ? 1.0 / (double)B : 1.0 / ((double)B * (double)d);
+    double mse = 0;
+    size_t start = 0;
+    for (size_t j = 0; j < s->n_pref; j++) {
+        size_t end = s->pref[j];
+        gsl_matrix_float_view R = rows(s->r[j], B);
+        gsl_matrix_float_view Fg = gsl_matrix_float_submatrix(&F.matrix, 0, start, B, end - start);
+        gsl_matrix_float_view Wg = gsl_matrix_float_submatrix(s->wd, start, 0, end - start, d);
+        if (j == 0) {
+            for (size_t b = 0; b < B; b++) {
+                float *rr = gsl_matrix_float_ptr(&R.matrix, b, 0);
+                const float *xr = gsl_matrix_float_const_ptr(x, b, 0);
+                for (size_t t = 0; t < d; t++)
+                    rr[t] = (s->bd ? s->bd[t] : 0.0f) - xr[t];
+            }
+        } else {
+            gsl_matrix_float_view Rp = rows(s->r[j - 1], B);
+            gsl_matrix_float_memcpy(&R.matrix, &Rp.matrix);
+        }
+        gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &Fg.matrix, &Wg.matrix, 1.0f, &R.matrix);
+        double sse = 0;
         for (size_t b = 0; b < B; b++) {
             const float *rr = gsl_matrix_float_const_ptr(&R.matrix, b, 0);
-            const float *cr = gsl_matrix_float_const_ptr(&XC.matrix, b, 0);
-            for (size_t j = 0; j < d; j++)
-                s->gbd[j] += rr[j] - cr[j];
+            float acc = 0;
+            for (size_t t = 0; t < d; t++)
+                acc += rr[t] * rr[t];
+            sse += acc;
+        }
+        mse += c * sse;
+        start = end;
+    }
+
+    /* backward through the prefixes, last group first */
+    const float g2 = (float)(2.0 * c);
+    gsl_matrix_float_set_zero(&S.matrix);
+    size_t end = m;
+    for (size_t jj = s->n_pref; jj-- > 0;) {
+        size_t beg = jj ? s->pref[jj - 1] : 0;
+        gsl_matrix_float_view R = rows(s->r[jj], B);
+        for (size_t b = 0; b < B; b++) {
+            float *sr = gsl_matrix_float_ptr(&S.matrix, b, 0);
+            const float *rr = gsl_matrix_float_const_ptr(&R.matrix, b, 0);
+            for (size_t t = 0; t < d; t++)
+                sr[t] += g2 * rr[t];
+        }
+        gsl_matrix_float_view Fg = gsl_matrix_float_submatrix(&F.matrix, 0, beg, B, end - beg);
+        gsl_matrix_float_view Wg = gsl_matrix_float_submatrix(s->wd, beg, 0, end - beg, d);
+        gsl_matrix_float_view Gg = gsl_matrix_float_submatrix(s->gwd, beg, 0, end - beg, d);
+        gsl_matrix_float_view Dg = gsl_matrix_float_submatrix(&DF.matrix, 0, beg, B, end - beg);
+        gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &Fg.matrix, &S.matrix, 0.0f, &Gg.matrix);
+        gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, &S.matrix, &Wg.matrix, 0.0f, &Dg.matrix);
+        end = beg;
+    }
+
+    /* sparsity penalty */
+    double pen = 0;
+    if (s->kind == K_RELU) {
+        if (s->use_dnorm)
+            for (size_t i = 0; i < m; i++) {
+                const float *w = gsl_matrix_float_const_ptr(s->wd, i, 0);
+                double n2 = 0;
+                for (size_t t = 0; t < d; t++)
+                    n2 += (double)w[t] * w[t];
+                s->dnorm[i] = (float)sqrt(n2);
+                s->ddnorm[i] = 0;
+            }
+        pen = sp_penalty_eval(s->pen, F.matrix.data, B, m, F.matrix.tda,
+                              s->use_dnorm ? s->dnorm : NULL, DF.matrix.data,
+                              s->use_dnorm ? s->ddnorm : NULL);
+    }
+    /* dp = df * [active]; JumpReLU threshold by the straight-through estimator */
+    if (s->kind == K_JUMPRELU) {
+        double coef = sp_penalty_coef(s->pen);
+        int l0 = !strcmp(s->pen_name, "l0");
+        double sc = coef / (double)B / (s->pen_per_latent ? (double)m : 1.0);
+        const float eps = (float)s->cfg.bandwidth, inv = 1.0f / eps;
+        memset(s->gtheta, 0, m * sizeof *s->gtheta);
+        size_t on = 0;
+        for (size_t b = 0; b < B; b++) {
+            const float *pr = gsl_matrix_float_const_ptr(&P.matrix, b, 0);
+            float *dr = gsl_matrix_float_ptr(&DF.matrix, b, 0);
+            for (size_t i = 0; i < m; i++) {
+                float th = s->theta[i], z = pr[i];
+                int kern = fabsf(z - th) * inv < 0.5f;
+                if (kern)
+                    s->gtheta[i] += -(th * inv) * dr[i] - (l0 ? (float)sc * inv : 0.0f);
+                int act = z > th;
+                on += (size_t)act;
+                dr[i] = act ? dr[i] : 0.0f;
+            }
+        }
+        if (l0)
+            pen = sc * (double)on;
+    } else {
+        for (size_t b = 0; b < B; b++) {
+            const float *fr = gsl_matrix_float_const_ptr(&F.matrix, b, 0);
+            float *dr = gsl_matrix_float_ptr(&DF.matrix, b, 0);
+            for (size_t i = 0; i < m; i++)
+                dr[i] = fr[i] != 0 ? dr[i] : 0.0f;
         }
     }
-    memset(out, 0, sizeof *out);
+    double aux = 0;
+    if (n_dead > 0) {
+        gsl_matrix_float_view Rl = rows(s->r[s->n_pref - 1], B);
+        aux = auxk(s, &P.matrix, &Rl.matrix, &DF.matrix, n_dead, c);
+    }
+    double reg = 0;
+    if (s->cfg.prestd > 0)
+        reg = sp_reg_prestd(P.matrix.data, B, m, P.matrix.tda, s->cfg.prestd, DF.matrix.data);
+
+    /* encoder: db_e, dW_e (tied: into dW_d), du */
+    memset(s->gbe, 0, m * sizeof *s->gbe);
+    for (size_t b = 0; b < B; b++) {
+        const float *dr = gsl_matrix_float_const_ptr(&DF.matrix, b, 0);
+        for (size_t i = 0; i < m; i++)
+            s->gbe[i] += dr[i];
+    }
+    if (s->cfg.tied)
+        gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &DF.matrix, u, 1.0f, s->gwd);
+    else
+        gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &DF.matrix, u, 0.0f, s->gwe);
+    if (s->use_dnorm)
+        for (size_t i = 0; i < m; i++) {
+            if (!(s->dnorm[i] > 0))
+                continue;
+            const float *w = gsl_matrix_float_const_ptr(s->wd, i, 0);
+            float *gw = gsl_matrix_float_ptr(s->gwd, i, 0);
+            float a = s->ddnorm[i] / s->dnorm[i];
+            for (size_t t = 0; t < d; t++)
+                gw[t] += a * w[t];
+        }
+    gsl_matrix_float_view DX = rows(s->xc, B); /* dxc, once xc is no longer needed */
+    if (s->H) {
+        gsl_matrix_float_view DH = rows(s->hact, B);
+        gsl_matrix_float_view HP = rows(s->hpre, B);
+        gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &DF.matrix, s->we, 0.0f, &DH.matrix);
+        memset(s->gb1, 0, s->H * sizeof *s->gb1);
+        for (size_t b = 0; b < B; b++) {
+            float *dh = gsl_matrix_float_ptr(&DH.matrix, b, 0);
+            const float *hp = gsl_matrix_float_const_ptr(&HP.matrix, b, 0);
+            for (size_t h = 0; h < s->H; h++) {
+                dh[h] = hp[h] > 0 ? dh[h] : 0.0f;
+                s->gb1[h] += dh[h];
+            }
+        }
+        gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &DH.matrix, xin, 0.0f, s->gw1);
+        if (s->bd)
+            gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &DH.matrix, s->w1, 0.0f, &DX.matrix);
+    } else if (s->bd) {
+        gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &DF.matrix, enc_w(s), 0.0f, &DX.matrix);
+    }
+    if (s->bd) {
+        memset(s->gbd, 0, d * sizeof *s->gbd);
+        for (size_t b = 0; b < B; b++) {
+            const float *sr = gsl_matrix_float_const_ptr(&S.matrix, b, 0);
+            const float *cr = gsl_matrix_float_const_ptr(&DX.matrix, b, 0);
+            for (size_t t = 0; t < d; t++)
+                s->gbd[t] += sr[t] - cr[t];
+        }
+    }
     out->mse = mse;
     out->penalty = pen;
-    out->loss = mse + pen;
+    out->aux = aux;
+    out->reg = reg;
+    out->loss = mse + pen + aux + reg;
     out->l0 = (double)active / (double)B;
 }
 
-static void relu_encode(sp_learner *L, const gsl_matrix_float *x, gsl_matrix_float *f)
+static void fam_encode(sp_learner *L, const gsl_matrix_float *x, gsl_matrix_float *f)
 {
-    relu_sae *s = (relu_sae *)L;
-    size_t B = x->size1;
-    gsl_matrix_float_view P = rows(s->p, B), XC = rows(s->xc, B);
-    const gsl_matrix_float *xin = center(s, x, &XC.matrix);
-    encode_into(s, xin, &P.matrix, f);
+    fam_sae *s = (fam_sae *)L;
+    gsl_matrix_float_view P = rows(s->p, x->size1);
+    const gsl_matrix_float *xin;
+    const gsl_matrix_float *u = encoder_input(s, x, &xin);
+    preact(s, u, &P.matrix);
+    activate(s, &P.matrix, f, 0);
 }
 
-static void relu_decode(sp_learner *L, const gsl_matrix_float *f, gsl_matrix_float *xhat)
+static void fam_decode(sp_learner *L, const gsl_matrix_float *f, gsl_matrix_float *xhat)
 {
-    relu_sae *s = (relu_sae *)L;
+    fam_sae *s = (fam_sae *)L;
     gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, f, s->wd, 0.0f, xhat);
     if (s->bd)
         for (size_t b = 0; b < xhat->size1; b++) {
             float *xr = gsl_matrix_float_ptr(xhat, b, 0);
-            for (size_t j = 0; j < L->d; j++)
-                xr[j] += s->bd[j];
+            for (size_t t = 0; t < L->d; t++)
+                xr[t] += s->bd[t];
         }
 }
 
-/* Removes from each atom's gradient its component along the atom. */
-static void relu_pre_step(sp_learner *L)
+static void fam_pre_step(sp_learner *L)
 {
-    relu_sae *s = (relu_sae *)L;
-    for (size_t i = 0; i < L->m; i++) {
-        float *w = gsl_matrix_float_ptr(s->wd, i, 0);
-        float *g = gsl_matrix_float_ptr(s->gwd, i, 0);
-        float dot = 0;
-        for (size_t j = 0; j < L->d; j++)
-            dot += w[j] * g[j];
-        for (size_t j = 0; j < L->d; j++)
-            g[j] -= dot * w[j];
-    }
+    fam_sae *s = (fam_sae *)L;
+    if (L->unit_norm)
+        sp_rows_project(s->wd, s->gwd);
 }
 
-static void normalise_rows(gsl_matrix_float *a)
+static void fam_post_step(sp_learner *L)
 {
-    for (size_t i = 0; i < a->size1; i++) {
-        float *w = gsl_matrix_float_ptr(a, i, 0);
-        double n2 = 0;
-        for (size_t j = 0; j < a->size2; j++)
-            n2 += (double)w[j] * w[j];
-        if (n2 > 0) {
-            float inv = (float)(1.0 / sqrt(n2));
-            for (size_t j = 0; j < a->size2; j++)
-                w[j] *= inv;
+    fam_sae *s = (fam_sae *)L;
+    if (L->unit_norm)
+        sp_rows_normalise(s->wd);
+    if (s->theta)
+        for (size_t i = 0; i < L->m; i++)
+            if (!(s->theta[i] > 1e-6f))
+                s->theta[i] = 1e-6f;
+}
+
+static void reset_row(sp_optim *opt, int p, const sp_param *pr, size_t i)
+{
+    if (opt && p >= 0)
+        sp_optim_reset(opt, (size_t)p, i * pr[p].cols, pr[p].cols);
+}
+
+static void fam_reinit(sp_learner *L, sp_optim *opt, size_t i, const float *dir, float enc_norm)
+{
+    fam_sae *s = (fam_sae *)L;
+    size_t d = L->d;
+    memcpy(gsl_matrix_float_ptr(s->wd, i, 0), dir, d * sizeof *dir);
+    /* tied: the shared row is the unit atom, so enc_norm cannot apply */
+    if (!s->cfg.tied) {
+        float *we = gsl_matrix_float_ptr(s->we, i, 0);
+        if (s->H) {
+            /* the hidden code of dir, at the requested norm */
+            double n2 = 0;
+            for (size_t h = 0; h < s->H; h++) {
+                const float *w1 = gsl_matrix_float_const_ptr(s->w1, h, 0);
+                float v = s->b1[h];
+                for (size_t t = 0; t < d; t++)
+                    v += w1[t] * dir[t];
+                we[h] = v > 0 ? v : 0.0f;
+                n2 += (double)we[h] * we[h];
+            }
+            float sc = n2 > 0 ? (float)(enc_norm / sqrt(n2)) : 0.0f;
+            for (size_t h = 0; h < s->H; h++)
+                we[h] *= sc;
+        } else {
+            for (size_t t = 0; t < d; t++)
+                we[t] = dir[t] * enc_norm;
         }
     }
+    s->be[i] = 0;
+    if (s->theta)
+        s->theta[i] = (float)s->cfg.theta0;
+    s->last_fired[i] = L->step;
+    reset_row(opt, s->i_wd, s->params, i);
+    reset_row(opt, s->i_we, s->params, i);
+    if (opt) {
+        sp_optim_reset(opt, (size_t)s->i_be, i, 1);
+        if (s->i_theta >= 0)
+            sp_optim_reset(opt, (size_t)s->i_theta, i, 1);
+    }
 }
 
-static void relu_post_step(sp_learner *L)
+static void fam_free(sp_learner *L)
 {
-    normalise_rows(((relu_sae *)L)->wd);
-}
-
-static void relu_free(sp_learner *L)
-{
-    relu_sae *s = (relu_sae *)L;
-    sp_penalty_free(s->pen);
-    sp_learner_base_free(L);
-    gsl_matrix_float_free(s->r);
-    gsl_matrix_float_free(s->xc);
+    fam_sae *s = (fam_sae *)L;
+    free(s->ebuf);
+    free(s->dead_f);
+    free(s->dead_z);
+    free(s->dead);
+    free(s->aux_val);
+    free(s->aux_idx);
+    free(s->ddnorm);
+    free(s->dnorm);
+    free(s->scratch);
+    gsl_matrix_float_free(s->sacc);
+    for (size_t j = 0; j < MAX_PREFIXES; j++)
+        gsl_matrix_float_free(s->r[j]);
+    gsl_matrix_float_free(s->df);
     gsl_matrix_float_free(s->f);
     gsl_matrix_float_free(s->p);
+    gsl_matrix_float_free(s->hact);
+    gsl_matrix_float_free(s->hpre);
+    gsl_matrix_float_free(s->xc);
+    gsl_rng_free(s->rng);
+    free(s->last_fired);
+    free(s->gtheta);
+    free(s->theta);
+    free(s->gb1);
+    free(s->b1);
+    gsl_matrix_float_free(s->gw1);
+    gsl_matrix_float_free(s->w1);
     free(s->gbd);
     free(s->bd);
     gsl_matrix_float_free(s->gwd);
@@ -234,77 +778,176 @@ static void relu_free(sp_learner *L)
     free(s->be);
     gsl_matrix_float_free(s->gwe);
     gsl_matrix_float_free(s->we);
+    sp_penalty_free(s->pen);
+    sp_learner_base_free(L);
     free(s);
 }
 
-static const sp_learner_ops relu_ops = {
-    .name = "relu",
-    .loss_and_grad = relu_loss_and_grad,
-    .encode = relu_encode,
-    .decode = relu_decode,
-    .pre_step = relu_pre_step,
-    .post_step = relu_post_step,
-    .free = relu_free,
+static const sp_learner_ops fam_ops = {
+    .name = "sae",
+    .loss_and_grad = fam_loss_and_grad,
+    .encode = fam_encode,
+    .decode = fam_decode,
+    .pre_step = fam_pre_step,
+    .post_step = fam_post_step,
+    .reinit = fam_reinit,
+    .free = fam_free,
 };
+
+static float uniform_pm(gsl_rng *rng, double bound)
+{
+    return (float)(bound * (2.0 * gsl_rng_uniform(rng) - 1.0));
+}
 
 sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_t d,
                          size_t m, size_t max_batch, long total_steps, gsl_rng *rng,
                          sp_err *err)
 {
     const char *bad = sp_sae_check(cfg, pen);
+    if (!bad)
+        bad = sp_sae_check_latents(cfg, m, d);
+    if (!bad && arch_index(cfg->arch) > 3)
+        bad = "sp_sae_alloc builds relu, topk, batchtopk and jumprelu learners";
     if (bad) {
         sp_err_set(err, "%s", bad);
         return NULL;
     }
-    relu_sae *s = calloc(1, sizeof *s);
+    fam_sae *s = calloc(1, sizeof *s);
     if (!s) {
         sp_err_set(err, "out of memory");
         return NULL;
     }
     s->cfg = *cfg;
+    s->kind = (act_kind)arch_index(cfg->arch);
     sp_learner *L = &s->base;
-    L->ops = &relu_ops;
-    int base = sp_learner_base_init(L, cfg, d, m, max_batch, total_steps);
+    L->ops = &fam_ops;
+    int ok = sp_learner_base_init(L, cfg, d, m, max_batch, total_steps) == 0;
     s->pen = sp_penalty_alloc(pen, total_steps);
-    s->we = gsl_matrix_float_alloc(m, d);
-    s->gwe = gsl_matrix_float_alloc(m, d);
-    s->wd = gsl_matrix_float_alloc(m, d);
-    s->gwd = gsl_matrix_float_alloc(m, d);
+    s->pen_per_latent = pen->per_latent;
+    snprintf(s->pen_name, sizeof s->pen_name, "%s", pen->name);
+    s->use_dnorm = s->kind == K_RELU && sp_penalty_uses_dnorm(pen);
+    L->unit_norm = !s->use_dnorm;
+    s->H = cfg->mlp ? (cfg->hidden > 0 ? (size_t)cfg->hidden : d) : 0;
+    s->k = (size_t)(cfg->k > 0 ? cfg->k : 1);
+    s->k_aux = cfg->k_aux > 0 ? (size_t)cfg->k_aux : (d / 2 > 0 ? d / 2 : 1);
+    size_t width = s->H ? s->H : d;
+    if (cfg->prefixes[0])
+        parse_prefixes(cfg->prefixes, s->fixed, &s->n_fixed);
+    size_t max_pref = cfg->prefix_samples > 0 ? (size_t)cfg->prefix_samples + 1 : s->n_fixed + 1;
+    size_t B = max_batch;
+    if (!cfg->tied) {
+        s->we = gsl_matrix_float_alloc(m, width);
+        s->gwe = gsl_matrix_float_alloc(m, width);
+        ok = ok && s->we && s->gwe;
+    }
     s->be = calloc(m, sizeof *s->be);
     s->gbe = calloc(m, sizeof *s->gbe);
+    s->wd = gsl_matrix_float_alloc(m, d);
+    s->gwd = gsl_matrix_float_alloc(m, d);
+    ok = ok && s->pen && s->be && s->gbe && s->wd && s->gwd;
     if (cfg->pre_bias) {
         s->bd = calloc(d, sizeof *s->bd);
         s->gbd = calloc(d, sizeof *s->gbd);
+        ok = ok && s->bd && s->gbd;
     }
-    s->p = gsl_matrix_float_alloc(max_batch, m);
-    s->f = gsl_matrix_float_alloc(max_batch, m);
-    s->xc = gsl_matrix_float_alloc(max_batch, d);
-    s->r = gsl_matrix_float_alloc(max_batch, d);
-    if (base != 0 || !s->pen || !s->we || !s->gwe || !s->wd || !s->gwd || !s->be || !s->gbe ||
-        (cfg->pre_bias && (!s->bd || !s->gbd)) || !s->p || !s->f || !s->xc || !s->r) {
+    if (s->H) {
+        s->w1 = gsl_matrix_float_alloc(s->H, d);
+        s->gw1 = gsl_matrix_float_alloc(s->H, d);
+        s->b1 = calloc(s->H, sizeof *s->b1);
+        s->gb1 = calloc(s->H, sizeof *s->gb1);
+        s->hpre = gsl_matrix_float_alloc(B, s->H);
+        s->hact = gsl_matrix_float_alloc(B, s->H);
+        ok = ok && s->w1 && s->gw1 && s->b1 && s->gb1 && s->hpre && s->hact;
+    }
+    if (s->kind == K_JUMPRELU) {
+        s->theta = malloc(m * sizeof *s->theta);
+        s->gtheta = calloc(m, sizeof *s->gtheta);
+        ok = ok && s->theta && s->gtheta;
+    }
+    s->last_fired = calloc(m, sizeof *s->last_fired);
+    if (cfg->prefix_samples > 0 && (s->rng = gsl_rng_alloc(gsl_rng_mt19937)))
+        gsl_rng_set(s->rng, gsl_rng_get(rng));
+    s->xc = gsl_matrix_float_alloc(B, d);
+    s->p = gsl_matrix_float_alloc(B, m);
+    s->f = gsl_matrix_float_alloc(B, m);
+    s->df = gsl_matrix_float_alloc(B, m);
+    s->sacc = gsl_matrix_float_alloc(B, d);
+    ok = ok && s->last_fired && (cfg->prefix_samples <= 0 || s->rng) && s->xc && s->p && s->f &&
+         s->df && s->sacc;
+    for (size_t j = 0; j < max_pref && ok; j++)
+        ok = (s->r[j] = gsl_matrix_float_alloc(B, d)) != NULL;
+    size_t sc = B * m > width ? B * m : width;
+    s->scratch = malloc((sc > m ? sc : m) * sizeof *s->scratch);
+    s->dnorm = calloc(m, sizeof *s->dnorm);
+    s->ddnorm = calloc(m, sizeof *s->ddnorm);
+    s->aux_idx = malloc(B * s->k_aux * sizeof *s->aux_idx);
+    s->aux_val = malloc(B * s->k_aux * sizeof *s->aux_val);
+    s->dead = malloc(m * sizeof *s->dead);
+    s->dead_z = malloc(m * sizeof *s->dead_z);
+    s->dead_f = malloc(m * sizeof *s->dead_f);
+    s->ebuf = malloc(d * sizeof *s->ebuf);
+    ok = ok && s->scratch && s->dnorm && s->ddnorm && s->aux_idx && s->aux_val && s->dead &&
+         s->dead_z && s->dead_f && s->ebuf;
+    if (!ok) {
         sp_err_set(err, "out of memory for an SAE with %zu latents", m);
-        relu_free(L);
+        fam_free(L);
         return NULL;
     }
-    double bound = 1.0 / sqrt((double)d);
-    for (size_t t = 0; t < m * d; t++)
-        s->we->data[t] = (float)(bound * (2.0 * gsl_rng_uniform(rng) - 1.0));
-    for (size_t i = 0; i < m; i++)
-        s->be[i] = (float)(bound * (2.0 * gsl_rng_uniform(rng) - 1.0));
+
+    /* Initialisation. relu: W_e, b_e ~ U(-1/sqrt(d), 1/sqrt(d)) (torch's
+     * Linear, as in the Sharkey reimplementation), atoms ~ N(0, I) unit.
+     * topk, batchtopk, jumprelu: atoms N(0, I) unit, W_e = W_d, b_e = 0
+     * (Gao et al. 2024: encoder initialised to the decoder's transpose).
+     * MLP: W_1, b_1 ~ U(+-1/sqrt(d)), W_e ~ U(+-1/sqrt(H)). */
+    double bound = 1.0 / sqrt((double)width);
+    int relu_init = s->kind == K_RELU;
+    if (s->H)
+        for (size_t t = 0; t < s->H * d; t++)
+            s->w1->data[t] = uniform_pm(rng, 1.0 / sqrt((double)d));
+    if (s->H)
+        for (size_t h = 0; h < s->H; h++)
+            s->b1[h] = uniform_pm(rng, 1.0 / sqrt((double)d));
+    if (s->we && (relu_init || s->H))
+        for (size_t t = 0; t < m * width; t++)
+            s->we->data[t] = uniform_pm(rng, bound);
+    if (relu_init)
+        for (size_t i = 0; i < m; i++)
+            s->be[i] = uniform_pm(rng, bound);
     for (size_t t = 0; t < m * d; t++)
         s->wd->data[t] = (float)gsl_ran_gaussian_ziggurat(rng, 1.0);
-    normalise_rows(s->wd);
+    sp_rows_normalise(s->wd);
+    if (s->we && !relu_init && !s->H)
+        gsl_matrix_float_memcpy(s->we, s->wd);
+    if (s->theta)
+        for (size_t i = 0; i < m; i++)
+            s->theta[i] = (float)cfg->theta0;
 
-    s->params[0] = (sp_param){"W_e", s->we->data, s->gwe->data, m * d, 1, m, d};
-    s->params[1] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m};
-    s->params[2] = (sp_param){"W_d", s->wd->data, s->gwd->data, m * d, 1, m, d};
-    L->n_params = 3;
+    size_t np = 0;
+    s->i_we = s->i_theta = -1;
+    if (s->we) {
+        s->i_we = (int)np;
+        s->params[np++] = (sp_param){"W_e", s->we->data, s->gwe->data, m * width, 1, m, width};
+    }
+    s->i_be = (int)np;
+    s->params[np++] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m};
+    s->i_wd = (int)np;
+    s->params[np++] = (sp_param){cfg->tied ? "W" : "W_d", s->wd->data, s->gwd->data, m * d, 1,
+                                 m, d};
     if (s->bd)
-        s->params[L->n_params++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d};
-    L->decoder_grad = s->gwd;
+        s->params[np++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d};
+    if (s->H) {
+        s->params[np++] = (sp_param){"W_1", s->w1->data, s->gw1->data, s->H * d, 1, s->H, d};
+        s->params[np++] = (sp_param){"b_1", s->b1, s->gb1, s->H, 0, 1, s->H};
+    }
+    if (s->theta) {
+        s->i_theta = (int)np;
+        s->params[np++] = (sp_param){"theta", s->theta, s->gtheta, m, 0, 1, m};
+    }
     L->params = s->params;
+    L->n_params = np;
     L->decoder = s->wd;
-    L->encoder = s->we;
+    L->decoder_grad = s->gwd;
+    L->encoder = s->H ? NULL : enc_w(s);
+    L->enc_rows = s->H ? s->we : enc_w(s);
     return L;
 }
-

@@ -36,6 +36,8 @@ static const char *const schema_sql =
     " PRIMARY KEY(key, name));"
     "CREATE TABLE IF NOT EXISTS metrics(key TEXT, name TEXT, value REAL,"
     " PRIMARY KEY(key, name));"
+    "CREATE TABLE IF NOT EXISTS curves(key TEXT, name TEXT, step INTEGER, value REAL,"
+    " PRIMARY KEY(key, name, step));"
     "INSERT OR IGNORE INTO meta(name, value) VALUES('schema_version', '1');";
 
 /* The prepared statements, in the order of stmt_sql. */
@@ -49,6 +51,9 @@ enum {
     S_LIST_RUNS,
     S_LIST_PARAMS,
     S_LIST_METRICS,
+    S_DEL_CURVES,
+    S_PUT_CURVE,
+    S_GET_CURVE,
     S_COUNT
 };
 
@@ -67,6 +72,9 @@ static const char *const stmt_sql[S_COUNT] = {
     " ORDER BY key, rowid",
     "SELECT key, name, value FROM metrics WHERE key IS NOT NULL"
     " ORDER BY key, rowid",
+    "DELETE FROM curves WHERE key = ?1",
+    "INSERT INTO curves(key, name, step, value) VALUES(?1, ?2, ?3, ?4)",
+    "SELECT step, value FROM curves WHERE key = ?1 AND name = ?2 ORDER BY step",
 };
 
 struct sp_store {
@@ -343,6 +351,11 @@ int sp_store_put_run(sp_store *st, const sp_run_record *rec, sp_err *err)
     if (run_stmt(s) != 0)
         goto fail;
 
+    s = st->st[S_DEL_CURVES];
+    bind_text(s, 1, rec->key);
+    if (run_stmt(s) != 0)
+        goto fail;
+
     s = st->st[S_PUT_RUN];
     bind_text(s, 1, rec->key);
     bind_text(s, 2, rec->experiment);
@@ -369,6 +382,18 @@ int sp_store_put_run(sp_store *st, const sp_run_record *rec, sp_err *err)
         bind_real(s, 3, rec->metrics[i].value);
         if (run_stmt(s) != 0)
             goto fail;
+    }
+    s = st->st[S_PUT_CURVE];
+    bind_text(s, 1, rec->key);
+    for (size_t c = 0; c < rec->n_curves; c++) {
+        const sp_curve *cv = &rec->curves[c];
+        bind_text(s, 2, cv->name);
+        for (size_t i = 0; i < cv->n; i++) {
+            sqlite3_bind_int64(s, 3, (sqlite3_int64)cv->step[i]);
+            bind_real(s, 4, cv->value[i]);
+            if (run_stmt(s) != 0)
+                goto fail;
+        }
     }
     if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
@@ -564,4 +589,46 @@ double sp_run_metric(const sp_run_record *r, const char *name)
         if (r->metrics[i].name && strcmp(r->metrics[i].name, name) == 0)
             return r->metrics[i].value;
     return NAN;
+}
+
+int sp_store_curve(sp_store *st, const char *key, const char *name, long **step,
+                   double **value, size_t *n, sp_err *err)
+{
+    *step = NULL;
+    *value = NULL;
+    *n = 0;
+    sqlite3_stmt *s = st->st[S_GET_CURVE];
+    bind_text(s, 1, key);
+    bind_text(s, 2, name);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            long *ns = realloc(*step, cap * sizeof **step);
+            double *nv = ns ? realloc(*value, cap * sizeof **value) : NULL;
+            if (ns)
+                *step = ns;
+            if (nv)
+                *value = nv;
+            if (!ns || !nv) {
+                sqlite3_reset(s);
+                free(*step);
+                free(*value);
+                *step = NULL, *value = NULL, *n = 0;
+                return sp_err_set(err, "out of memory reading curve '%s'", name);
+            }
+        }
+        (*step)[*n] = (long)sqlite3_column_int64(s, 0);
+        (*value)[*n] = col_real(s, 1);
+        (*n)++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        free(*step);
+        free(*value);
+        *step = NULL, *value = NULL, *n = 0;
+        return db_error(st, "read curves of", key, err);
+    }
+    return 0;
 }

@@ -27,6 +27,10 @@ typedef struct {
     long steps;         /* train.steps */
     long seed;          /* train.seed: initialisation and data stream */
     long eval_samples;  /* metrics.eval_samples */
+    long resample_every;   /* train.resample_every: window in steps (0: off) */
+    long resample_samples; /* train.resample_samples: inputs scored per resampling */
+    double resample_until; /* train.resample_until: fraction of training */
+    long curve_every;      /* metrics.curve_every: steps between curve points (0: off) */
 } sp_run_cfg;
 
 typedef enum {

@@ -7,7 +7,14 @@
  *   [sweep]        section.key = v1, v2, ...     a list, or
  *                  section.key = logspace(a, b, n[, base])   base^(a..b), n points
  *                  section.key = linspace(a, b, n)
+ *                  level = N                    an axis 1..N indexing the
+ *                                               list values of variants
  *                  Runs are the Cartesian product of the axes.
+ *   [variant.NAME] section.key = value, or = v1, ..., vN (one value per
+ *                  level): settings of one variant of the method. With
+ *                  variants, an axis named "variant" (their names, in file
+ *                  order) is added in front of the others; a variant's
+ *                  settings are applied after the other axes.
  *   [feature.NAME] a node of a feature tree (data.generator = tree): parent,
  *                  p, exclusive, readout, count, magnitude, mag_min, mag_max,
  *                  mag_mean, mag_std (gen.h); data.n is set to its readouts
@@ -17,6 +24,11 @@
  *                    logy, xtransform = inverse, xlabel, ylabel, ymin, ymax
  *                  kind = columns: the TMS model's columns of W in the plane
  *                  kind = dims: D* and every D_i of TMS models against x
+ *                  kind = frontier: y = <metric> against x = <metric>, one
+ *                    curve per value of series (mean over seeds)
+ *                  kind = curves: training curve metric (loss, l0, dead,
+ *                    mmcs) against the step, one curve per value of series
+ *                    (a sweep axis, or two joined by a comma)
  *                  kind = rates: expected and measured firing rate per feature
  *                  kind = cofiring: P(j active | i active) between features
  *   [preset.NAME]  section.key = value, or sweep.section.key = list: overrides
@@ -34,8 +46,28 @@
 #define SP_MAX_AXES 8
 #define SP_MAX_FIGS 16
 #define SP_MAX_AXIS_VALUES 256
+#define SP_MAX_VARIANTS 16
+#define SP_MAX_OVERRIDES 12
+#define SP_MAX_LEVELS 32
+
+enum { SP_AXIS_OPTION, SP_AXIS_VARIANT, SP_AXIS_LEVEL };
 
 typedef struct {
+    const sp_opt *opt;
+    size_t n;                          /* 1: one value; else one per level */
+    char values[SP_MAX_LEVELS][40];
+    int line;
+} sp_override;
+
+typedef struct {
+    char name[24];
+    sp_override ov[SP_MAX_OVERRIDES];
+    size_t n_ov;
+    int line;
+} sp_variant;
+
+typedef struct {
+    int kind;                             /* SP_AXIS_*; opt is NULL unless OPTION */
     const sp_opt *opt;
     char name[64];                        /* "section.key" */
     size_t n;
@@ -48,7 +80,8 @@ typedef struct {
     char name[64];
     char kind[32];    /* heatmap | lines | columns | dims | rates | cofiring */
     char x[64], y[64];
-    char series[64];  /* lines: one curve per value of this axis */
+    char series[64];  /* lines, frontier, curves: one curve per value of this axis
+                         (curves: or of two axes, "a, b") */
     char xlabel[80], ylabel[80];
     int logx, logy, xinverse;
     double ymin, ymax;
@@ -72,6 +105,8 @@ typedef struct {
     size_t n_axes;
     sp_figspec figs[SP_MAX_FIGS];
     size_t n_figs;
+    sp_variant variants[SP_MAX_VARIANTS];
+    size_t n_variants;
 } sp_experiment;
 
 /* Metrics a run records, in the order `superpose results` prints them. */

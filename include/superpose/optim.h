@@ -32,7 +32,7 @@ typedef struct {
     double muon_momentum;/* muon: 0.95 */
     int ns_steps;        /* muon: Newton-Schulz steps (5) */
     long warmup;         /* lr warm-up steps (0: none) */
-    char decay[16];      /* none|linear|cosine */
+    char decay[32];      /* none|linear|cosine */
     double decay_start;  /* fraction of training at which decay begins */
     double clip;         /* max global gradient norm (0: no clipping) */
 } sp_optim_cfg;

@@ -11,10 +11,22 @@
 #include "superpose/experiment.h"
 #include "superpose/util.h"
 
+/* Training curves (metrics.curve_every > 0): at each recorded step, the
+ * mean training loss and L0 since the previous point, the latents that did
+ * not fire since the previous point, and the MMCS of the decoder. */
+enum { SP_CURVE_LOSS, SP_CURVE_L0, SP_CURVE_DEAD, SP_CURVE_MMCS, SP_N_CURVES };
+extern const char *const sp_curve_names[SP_N_CURVES];
+
 typedef struct {
     int diverged;        /* the loss became NaN or Inf */
     double metric[16];   /* in the order of sp_run_metric_names */
+    size_t n_curve;      /* points of the training curves */
+    long *curve_step;    /* (n_curve), heap; NULL without curves */
+    double *curve[SP_N_CURVES]; /* (n_curve) each */
 } sp_run_result;
+
+/* Frees the curves of a result (safe on a result without curves). */
+void sp_run_result_free(sp_run_result *res);
 
 /* Called every few steps with the number of steps done. */
 typedef void (*sp_progress_fn)(void *user, long step, long steps, double loss);

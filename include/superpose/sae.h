@@ -101,6 +101,8 @@ struct sp_learner {
     gsl_matrix_float *decoder;     /* m x d, one atom per row */
     gsl_matrix_float *decoder_grad;/* m x d, its gradient */
     gsl_matrix_float *encoder;     /* m x d, or NULL (rows: the latents' input directions) */
+    gsl_matrix_float *enc_rows;    /* m x anything: row i holds latent i's encoder weights
+                                      (= encoder, or the MLP's last layer); for resampling */
     int unit_norm;                 /* decoder rows kept at unit norm */
     long step;                     /* optimizer steps taken */
     long total_steps;
@@ -116,6 +118,9 @@ const char *sp_sae_archs(void);
 /* Checks the model alone and its combination with the penalty: NULL, or a
  * message naming the key, the value and what is allowed. */
 const char *sp_sae_check(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen);
+/* The checks that need the number of latents m and the input dimension d
+ * (k <= m, prefixes <= m, layers dividing m). NULL or a message. */
+const char *sp_sae_check_latents(const sp_sae_cfg *cfg, size_t m, size_t d);
 
 /* Allocates any learner of cfg->arch for inputs of dimension d, m latents,
  * batches of up to max_batch, training for total_steps, initialised from
@@ -140,6 +145,12 @@ void sp_learner_base_free(sp_learner *L);
  * w (unit rows); renormalises the rows of w. */
 void sp_rows_project(const gsl_matrix_float *w, gsl_matrix_float *g);
 void sp_rows_normalise(gsl_matrix_float *w);
+/* TopK of one row: f[i] = z[i] for the k largest entries of z (ties to the
+ * lower index) that are also > 0, else 0; exactly min(k, #positive)
+ * entries are kept. scratch holds n floats. Returns the number kept. */
+size_t sp_topk_row(const float *z, size_t n, size_t k, float *f, float *scratch);
+/* The k-th largest of v[0..n) (1 <= k <= n); reorders v. */
+float sp_kth_largest(float *v, size_t n, size_t k);
 
 /* The ReLU-family learner (relu, topk, batchtopk, jumprelu) of sae.c. */
 sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_t d,

@@ -11,6 +11,9 @@
  *        config TEXT, wall_s REAL, created TEXT)
  *   params(key TEXT, name TEXT, value TEXT, PRIMARY KEY(key, name))
  *   metrics(key TEXT, name TEXT, value REAL, PRIMARY KEY(key, name))
+ *   curves(key TEXT, name TEXT, step INTEGER, value REAL,
+ *          PRIMARY KEY(key, name, step))   training curves (added to
+ *          version-1 stores when they are opened)
  * status is "ok" or "diverged" (a NaN or Inf loss; metrics may be NaN,
  * stored as NULL). */
 #ifndef SUPERPOSE_STORE_H
@@ -31,6 +34,14 @@ typedef struct {
     double value; /* NaN allowed: stored as NULL, read back as NaN */
 } sp_metric;
 
+/* One training curve: value[i] at step[i], i < n. */
+typedef struct {
+    const char *name;
+    size_t n;
+    const long *step;
+    const double *value; /* NaN allowed */
+} sp_curve;
+
 /* A run as written to, or read from, the store. */
 typedef struct {
     char *key;         /* 16 hex digits */
@@ -43,6 +54,8 @@ typedef struct {
     size_t n_params;
     sp_metric *metrics;
     size_t n_metrics;
+    const sp_curve *curves; /* written by sp_store_put_run; not read by sp_store_list */
+    size_t n_curves;
 } sp_run_record;
 
 typedef struct {
@@ -66,6 +79,11 @@ int sp_store_put_run(sp_store *st, const sp_run_record *rec, sp_err *err);
  * (heap-allocated; free with sp_run_list_free). 0 or -1. */
 int sp_store_list(sp_store *st, sp_run_list *out, sp_err *err);
 void sp_run_list_free(sp_run_list *list);
+
+/* Reads curve `name` of run `key`, ordered by step, into heap arrays
+ * (*step, *value: free both); *n = 0 if there is none. 0 or -1. */
+int sp_store_curve(sp_store *st, const char *key, const char *name, long **step,
+                   double **value, size_t *n, sp_err *err);
 
 /* Lookups on a loaded record; NULL / NaN when absent. */
 const char *sp_run_param(const sp_run_record *r, const char *name);

@@ -381,8 +381,8 @@ static int cmd_train(int argc, char **argv)
     double gemm = (double)sp_config_latents(&cfg) * cfg.data.d * cfg.batch;
     if (gemm < 256.0 * 1024 * 1024)
         sp_blas_set_threads(1);
-    printf("run %s: d=%d n=%d latents=%zu l1=%g steps=%ld batch=%d\n", key, cfg.data.d,
-           cfg.data.n, sp_config_latents(&cfg), cfg.penalty.coef, cfg.steps, cfg.batch);
+    printf("run %s: d=%d n=%d arch=%s latents=%zu %s=%g steps=%ld batch=%d\n", key, cfg.data.d,
+           cfg.data.n, cfg.model.arch, sp_config_latents(&cfg), cfg.penalty.name, cfg.penalty.coef, cfg.steps, cfg.batch);
     fflush(stdout);
     double t0 = sp_now();
     sp_run_result res;
@@ -398,14 +398,29 @@ static int cmd_train(int argc, char **argv)
     printf("status %s\n", res.diverged ? "diverged" : "ok");
     for (size_t i = 0; i < sp_n_run_metrics; i++)
         printf("%-12s %.6g\n", sp_run_metric_names[i], res.metric[i]);
+    if (res.n_curve > 0) {
+        printf("\n%10s", "step");
+        for (int q = 0; q < SP_N_CURVES; q++)
+            printf(" %12s", sp_curve_names[q]);
+        printf("\n");
+        for (size_t k = 0; k < res.n_curve; k++) {
+            printf("%10ld", res.curve_step[k]);
+            for (int q = 0; q < SP_N_CURVES; q++)
+                printf(" %12.6g", res.curve[q][k]);
+            printf("\n");
+        }
+    }
+    int rc = 0;
     if (out) {
         if (sp_run_store(db, "train", &cfg, &res, &err) != 0) {
             fprintf(stderr, "superpose: %s\n", err.msg);
-            return 1;
+            rc = 1;
+        } else {
+            printf("saved %s and %s\n", art, db);
         }
-        printf("saved %s and %s\n", art, db);
     }
-    return 0;
+    sp_run_result_free(&res);
+    return rc;
 }
 
 static int cmd_results(int argc, char **argv)
