@@ -119,6 +119,76 @@ int sp_cli_bench(int argc, char **argv)
         sp_gen_free(g);
         gsl_rng_free(rng);
     }
+    printf("\nLearners, d = 256, G = 512, batch 256, 1 thread, one fixed batch (generation "
+           "excluded);\nGFLOP/s* counts the 10 B m d flops of a dense SAE step, whatever the "
+           "learner does\n");
+    printf("%-36s %8s %11s %9s %11s %9s %9s\n", "learner", "latents", "samples/s", "ms/step",
+           "GFLOP/s*", "x peak1", "x relu");
+    struct {
+        const char *label;
+        const char *kv[6][2];
+    } learners[] = {
+        {"relu L1, ratio 1", {{"model.ratio", "1"}}},
+        {"topk k = 5, ratio 1", {{"model.arch", "topk"}, {"train.penalty", "none"}, {"model.k", "5"}}},
+        {"topk k = 32, ratio 1", {{"model.arch", "topk"}, {"train.penalty", "none"}, {"model.k", "32"}}},
+        {"topk k = 5, ratio 4", {{"model.arch", "topk"}, {"train.penalty", "none"}, {"model.k", "5"}, {"model.ratio", "4"}}},
+        {"topk k = 32, ratio 4", {{"model.arch", "topk"}, {"train.penalty", "none"}, {"model.k", "32"}, {"model.ratio", "4"}}},
+        {"batchtopk k = 32, ratio 1", {{"model.arch", "batchtopk"}, {"train.penalty", "none"}, {"model.k", "32"}}},
+        {"jumprelu L0, ratio 1", {{"model.arch", "jumprelu"}, {"train.penalty", "l0"}}},
+        {"gated L1, ratio 1", {{"model.arch", "gated"}}},
+        {"relu L1, ratio 4", {{"model.ratio", "4"}}},
+        {"matryoshka relu, ratio 4 (4 prefixes)", {{"model.ratio", "4"}, {"model.prefixes", "128, 512, 1024"}}},
+        {"matryoshka relu, ratio 4 (sampled 5)", {{"model.ratio", "4"}, {"model.prefix_samples", "5"}}},
+        {"stacked topk, 2 layers k = 16", {{"model.arch", "stacked"}, {"train.penalty", "none"}, {"model.k", "16"}, {"model.layers", "2"}}},
+        {"relu, mlp encoder (hidden 256)", {{"model.encoder", "mlp"}}},
+        {"relu L1 + muon, ratio 1", {{"train.optimizer", "muon"}}},
+        {"relu L1 + orth 0.01, ratio 1", {{"model.orth", "0.01"}}},
+    };
+    double relu1 = NAN;
+    for (size_t li = 0; li < sizeof learners / sizeof learners[0]; li++) {
+        sp_run_cfg cfg;
+        sp_config_defaults(&cfg);
+        cfg.penalty.coef = 0.1;
+        cfg.penalty.per_latent = 1;
+        sp_err err;
+        for (int q = 0; q < 6 && learners[li].kv[q][0]; q++) {
+            const sp_opt *op = sp_config_find(learners[li].kv[q][0]);
+            if (!op || sp_config_set(&cfg, op, learners[li].kv[q][1], &err) != 0) {
+                fprintf(stderr, "superpose: bench: %s\n", op ? err.msg : "unknown key");
+                return 1;
+            }
+        }
+        size_t d = 256, m = sp_config_latents(&cfg), B = 256;
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        sp_gen *g = sp_gen_alloc(&cfg.data, B, rng, &err);
+        sp_learner *L = g ? sp_learner_alloc(&cfg.model, &cfg.penalty, d, m, B, 1000000, rng, &err) : NULL;
+        sp_optim *o = L ? sp_optim_alloc(&cfg.optim, L->params, L->n_params, 1000000) : NULL;
+        gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
+        if (!o || !x) {
+            fprintf(stderr, "superpose: bench: %s: %s\n", learners[li].label, err.msg);
+            return 1;
+        }
+        sp_gen_batch(g, rng, B, NULL, x);
+        for (int w = 0; w < 10; w++)
+            sp_train_step(L, o, x, NULL);
+        long n = steps / (long)(m / 512 > 0 ? m / 512 : 1);
+        n = n < 20 ? 20 : n;
+        double t0 = sp_now();
+        for (long st = 0; st < n; st++)
+            sp_train_step(L, o, x, NULL);
+        double t = (sp_now() - t0) / (double)n;
+        if (li == 0)
+            relu1 = t * 512.0 / (double)m;
+        double gf = 10.0 * (double)B * (double)m * (double)d / t / 1e9;
+        printf("%-36s %8zu %11.0f %9.3f %11.1f %9.2f %9.2f\n", learners[li].label, m,
+               (double)B / t, 1e3 * t, gf, gf / peak1, t / (relu1 * (double)m / 512.0));
+        gsl_matrix_float_free(x);
+        sp_optim_free(o);
+        sp_learner_free(L);
+        sp_gen_free(g);
+        gsl_rng_free(rng);
+    }
+
     printf("\nGenerators, d = 256, G = 512, batch 256, 1 thread (cost relative to one SAE "
            "step at ratio 1,\ngeneration excluded: %.3f ms)\n", 1e3 * step_ratio1);
     printf("%-34s %11s %11s %9s\n", "generator", "samples/s", "ms/batch", "% step");
