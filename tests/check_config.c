@@ -1021,6 +1021,52 @@ START_TEST(test_cli_gen)
 }
 END_TEST
 
+/* Variants and levels: the variant axis comes first, a variant's list is
+ * indexed by the level, its scalars are set on every run, and it wins over
+ * the base settings; lists need a level axis of the same length. */
+START_TEST(test_variants_and_levels)
+{
+    sp_experiment *ex = load_ok("v.ini", HEAD "[sweep]\nlevel = 3\ntrain.seed = 0, 1\n"
+                                "[variant.l1]\ntrain.penalty = l1\ntrain.coef = 0.1, 0.2, 0.4\n"
+                                "[variant.top]\nmodel.arch = topk\ntrain.penalty = none\n"
+                                "model.k = 8, 4, 2\n"
+                                "[figure.f]\nkind = frontier\nx = l0\ny = mse\nseries = variant\n",
+                                NULL);
+    ck_assert_uint_eq(ex->n_axes, 3);
+    ck_assert_str_eq(ex->axes[0].name, "variant");
+    ck_assert_str_eq(ex->axes[1].name, "level");
+    ck_assert_uint_eq(sp_experiment_n_runs(ex), 12);
+    size_t coords[SP_MAX_AXES];
+    sp_run_cfg c;
+    sp_err e;
+    /* run 0..5: l1 with levels 1..3 x seeds 0, 1; run 6..11: top */
+    ck_assert_int_eq(sp_experiment_run_cfg(ex, 3, &c, coords, &e), 0);
+    ck_assert_str_eq(c.penalty.name, "l1");
+    ck_assert_double_eq(c.penalty.coef, 0.2);
+    ck_assert_int_eq(c.seed, 1);
+    ck_assert_int_eq(sp_experiment_run_cfg(ex, 10, &c, coords, &e), 0);
+    ck_assert_str_eq(c.model.arch, "topk");
+    ck_assert_str_eq(c.penalty.name, "none");
+    ck_assert_int_eq(c.model.k, 2);
+    ck_assert_uint_eq(coords[0], 1);
+    ck_assert_uint_eq(coords[1], 2);
+    ck_assert_int_eq(sp_config_check(&c, &e), 0);
+    sp_experiment_free(ex);
+    expect_fail(HEAD "[variant.a]\ntrain.coef = 1, 2\n", NULL, 4, "[variant.a] train.coef",
+                "a list needs [sweep] level = N", NULL);
+    expect_fail(HEAD "[sweep]\nlevel = 3\n[variant.a]\ntrain.coef = 1, 2\n", NULL, 6,
+                "2 values", NULL);
+    expect_fail(HEAD "[sweep]\nlevel = 0\n", NULL, 4, "number of levels", NULL);
+    expect_fail(HEAD "[variant.a]\nmodel.archh = relu\n", NULL, 4, "unknown option", NULL);
+    expect_fail(HEAD "[variant.a]\nmodel.arch = relux\n", NULL, 4, "model.arch = 'relux'",
+                "relu, topk", NULL);
+    expect_fail(HEAD "[figure.f]\nkind = frontier\nx = l0\ny = nope\n", NULL, 6,
+                "y = 'nope'", NULL);
+    expect_fail(HEAD "[figure.f]\nkind = curves\nmetric = mmcs\n", NULL, 4,
+                "metrics.curve_every", NULL);
+}
+END_TEST
+
 Suite *make_config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1075,6 +1121,7 @@ Suite *make_config_suite(void)
     TCase *tt = tcase_create("trees and laws");
     tcase_add_checked_fixture(tt, setup_dir, teardown_dir);
     tcase_add_test(tt, test_tree_loads);
+    tcase_add_test(tt, test_variants_and_levels);
     tcase_add_test(tt, test_tree_errors_name_node);
     tcase_add_test(tt, test_data_law_errors);
     suite_add_tcase(s, tt);

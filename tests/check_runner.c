@@ -73,6 +73,69 @@ START_TEST(test_run_deterministic_with_artifacts)
 }
 END_TEST
 
+/* Training curves: one point per curve_every steps (and at the end), the
+ * last MMCS point equal to the run's final MMCS (same decoder), stored and
+ * read back through the store. Resampling: with a short window and a
+ * strong penalty some latents go quiet and are reinitialised; without
+ * resampling none are, and the two runs see the same data stream. */
+START_TEST(test_curves_and_resampling)
+{
+    char tmp[256], db[512];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(db, sizeof db, "%s/results.db", tmp);
+    sp_run_cfg c;
+    tiny(&c);
+    c.model.ratio = 4;
+    c.penalty.coef = 10;
+    c.steps = 500;
+    c.curve_every = 200;
+    sp_run_result r, r0;
+    sp_err e;
+    ck_assert_msg(sp_run_train(&c, NULL, NULL, NULL, &r0, &e) == 0, "%s", e.msg);
+    ck_assert_double_eq(r0.metric[12], 0); /* resampled */
+    c.resample_every = 20;
+    ck_assert_msg(sp_run_train(&c, NULL, NULL, NULL, &r, &e) == 0, "%s", e.msg);
+    ck_assert_msg(r.metric[12] >= 1, "resampled %g", r.metric[12]);
+    ck_assert_uint_eq(r.n_curve, 3);
+    ck_assert_int_eq(r.curve_step[0], 200);
+    ck_assert_int_eq(r.curve_step[1], 400);
+    ck_assert_int_eq(r.curve_step[2], 500);
+    ck_assert_double_eq(r.curve[SP_CURVE_MMCS][2], r.metric[0]);
+    for (size_t k = 0; k < 3; k++) {
+        ck_assert(r.curve[SP_CURVE_LOSS][k] > 0 && isfinite(r.curve[SP_CURVE_LOSS][k]));
+        ck_assert(r.curve[SP_CURVE_DEAD][k] >= 0 && r.curve[SP_CURVE_DEAD][k] <= 128);
+        ck_assert(r.curve[SP_CURVE_L0][k] >= 0);
+    }
+    ck_assert_int_eq(sp_run_store(db, "t", &c, &r, &e), 0);
+    sp_store *st = sp_store_open(db, &e);
+    ck_assert_ptr_nonnull(st);
+    char key[17];
+    sp_config_key(&c, key);
+    long *step;
+    double *val;
+    size_t n;
+    ck_assert_int_eq(sp_store_curve(st, key, "mmcs", &step, &val, &n, &e), 0);
+    ck_assert_uint_eq(n, 3);
+    for (size_t k = 0; k < n; k++) {
+        ck_assert_int_eq(step[k], r.curve_step[k]);
+        ck_assert_double_eq(val[k], r.curve[SP_CURVE_MMCS][k]);
+    }
+    free(step);
+    free(val);
+    ck_assert_int_eq(sp_store_curve(st, key, "nope", &step, &val, &n, &e), 0);
+    ck_assert_uint_eq(n, 0);
+    /* rewriting the run replaces its curves */
+    ck_assert_int_eq(sp_run_store(db, "t", &c, &r, &e), 0);
+    ck_assert_int_eq(sp_store_curve(st, key, "dead", &step, &val, &n, &e), 0);
+    ck_assert_uint_eq(n, 3);
+    free(step);
+    free(val);
+    sp_store_close(st);
+    sp_run_result_free(&r);
+    sp_run_result_free(&r0);
+}
+END_TEST
+
 START_TEST(test_diverged_is_recorded)
 {
     char tmp[256], db[512];
@@ -260,6 +323,7 @@ Suite *make_runner_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_run_deterministic_with_artifacts);
     tcase_add_test(tc, test_diverged_is_recorded);
+    tcase_add_test(tc, test_curves_and_resampling);
     tcase_add_test(tc, test_learner_none_tree);
     tcase_add_test(tc, test_sweep_kill_and_resume);
     suite_add_tcase(s, tc);
