@@ -54,7 +54,8 @@ const char *sp_penalty_names(void);
 
 typedef struct sp_penalty sp_penalty;
 
-/* total_steps: length of training (for p-annealing). NULL if out of memory. */
+/* total_steps: length of training (for p-annealing). NULL if cfg fails
+ * sp_penalty_check or memory runs out. */
 sp_penalty *sp_penalty_alloc(const sp_penalty_cfg *cfg, long total_steps);
 void sp_penalty_free(sp_penalty *P);
 /* Sets the training step t (0-based) of the next evaluations. */

@@ -88,7 +88,9 @@ typedef struct {
     /* Resampling (Bricken et al. 2023): decoder row i = dir (unit, d),
      * encoder row i = dir * enc_norm, encoder bias i = 0 (and any other
      * per-latent parameter to its initial value); resets the optimizer
-     * state of every entry it changed. */
+     * state of every entry it changed. Tied weights: the shared row is dir
+     * (unit), enc_norm cannot apply. MLP encoder: the encoder row is the
+     * hidden code of dir, at norm enc_norm. */
     void (*reinit)(sp_learner *L, sp_optim *opt, size_t i, const float *dir, float enc_norm);
     void (*free)(sp_learner *L);
 } sp_learner_ops;
