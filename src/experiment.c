@@ -362,6 +362,24 @@ static int load_variants(loader *L, const entry *es, size_t n)
     return 0;
 }
 
+int sp_experiment_series(const sp_experiment *ex, const char *series, int *a1, int *a2)
+{
+    char first[64];
+    snprintf(first, sizeof first, "%s", series);
+    char *second = strchr(first, ',');
+    if (second) {
+        *second++ = '\0';
+        while (*second == ' ')
+            second++;
+    }
+    size_t l = strlen(first);
+    while (l && first[l - 1] == ' ')
+        first[--l] = '\0';
+    *a1 = first[0] ? sp_experiment_axis(ex, first) : -1;
+    *a2 = second ? sp_experiment_axis(ex, second) : -1;
+    return (first[0] && *a1 < 0) || (second && *a2 < 0) ? -1 : 0;
+}
+
 /* Names of the sweep axes, comma separated. */
 static void axes_list(const sp_experiment *ex, char *buf, size_t len)
 {
@@ -391,21 +409,10 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
             FAIL(L, e->line, "[%s] %s = '%s': a frontier plots a metric (or a numeric option, "
                              "section.key) against another; unknown metric or option",
                  e->section, k, v);
-        char first[64];
-        snprintf(first, sizeof first, "%s", v);
-        char *comma = strchr(first, ',');
-        const char *second = NULL;
-        if (curves && !strcmp(k, "series") && comma) {
-            *comma = '\0';
-            second = comma + 1;
-            while (*second == ' ')
-                second++;
-            size_t l = strlen(first);
-            while (l && first[l - 1] == ' ')
-                first[--l] = '\0';
-        }
+        int a1, a2, two = curves && !strcmp(k, "series") && strchr(v, ',');
         if (!(frontier && strcmp(k, "series")) &&
-            (sp_experiment_axis(L->ex, first) < 0 || (second && sp_experiment_axis(L->ex, second) < 0))) {
+            (two ? sp_experiment_series(L->ex, v, &a1, &a2) != 0
+                 : sp_experiment_axis(L->ex, v) < 0)) {
             char axes[400];
             axes_list(L->ex, axes, sizeof axes);
             FAIL(L, e->line, "[%s] %s = '%s': must be a sweep axis (%s)", e->section, k, v, axes);

@@ -440,20 +440,8 @@ out:
 static int plot_curves(const sp_experiment *ex, const sp_figspec *f, const char *db,
                        const run_set *rs, const char *figdir, sp_err *err)
 {
-    char first[64], *second = NULL;
-    snprintf(first, sizeof first, "%s", f->series);
-    char *comma = strchr(first, ',');
-    if (comma) {
-        *comma = '\0';
-        second = comma + 1;
-        while (*second == ' ')
-            second++;
-        size_t l = strlen(first);
-        while (l && first[l - 1] == ' ')
-            first[--l] = '\0';
-    }
-    int a1 = first[0] ? sp_experiment_axis(ex, first) : -1;
-    int a2 = second ? sp_experiment_axis(ex, second) : -1;
+    int a1, a2;
+    sp_experiment_series(ex, f->series, &a1, &a2);
     size_t n1 = a1 >= 0 ? ex->axes[a1].n : 1, n2 = a2 >= 0 ? ex->axes[a2].n : 1, ns = n1 * n2;
     sp_store *st = sp_store_open(db, err);
     if (!st)
@@ -536,8 +524,8 @@ static int plot_curves(const sp_experiment *ex, const sp_figspec *f, const char 
     char title[300], header[1500], what[300];
     snprintf(title, sizeof title, "%s", f->title[0] ? f->title : f->metric);
     snprintf(what, sizeof what, "training curve %s against the step, mean over the runs of "
-                                "each curve (%s%s%s); %zu of %zu runs missing", f->metric, first,
-             second ? ", " : "", second ? second : "", rs->missing, rs->total);
+                                "each curve (series %s); %zu of %zu runs missing", f->metric,
+             f->series[0] ? f->series : "none", rs->missing, rs->total);
     fig_header(ex, what, header, sizeof header);
     sp_lines L = {.name = f->name, .title = title,
                   .xlabel = f->xlabel[0] ? f->xlabel : "step",

@@ -128,5 +128,9 @@ int sp_experiment_run_cfg(const sp_experiment *ex, size_t i, sp_run_cfg *cfg,
                           size_t *coords, sp_err *err);
 /* Index of the axis named name ("section.key"), or -1. */
 int sp_experiment_axis(const sp_experiment *ex, const char *name);
+/* A figure's series: "" (none), one axis, or two axes "a, b". Sets *a1 and
+ * *a2 to their indices (-1 when absent); 0, or -1 if a named axis is not
+ * swept. */
+int sp_experiment_series(const sp_experiment *ex, const char *series, int *a1, int *a2);
 
 #endif
