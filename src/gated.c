@@ -271,26 +271,10 @@ static void gated_encode(sp_learner *L, const gsl_matrix_float *x, gsl_matrix_fl
 static void gated_decode(sp_learner *L, const gsl_matrix_float *f, gsl_matrix_float *xhat)
 {
     gated_sae *s = (gated_sae *)L;
-    gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, f, s->wd, 0.0f, xhat);
-    if (s->bd)
-        for (size_t b = 0; b < xhat->size1; b++) {
-            float *xr = gsl_matrix_float_ptr(xhat, b, 0);
-            for (size_t j = 0; j < L->d; j++)
-                xr[j] += s->bd[j];
-        }
+    sp_decode_affine(s->wd, s->bd, f, xhat);
 }
 
-static void gated_pre_step(sp_learner *L)
-{
-    if (L->unit_norm)
-        sp_rows_project(L->decoder, L->decoder_grad);
-}
 
-static void gated_post_step(sp_learner *L)
-{
-    if (L->unit_norm)
-        sp_rows_normalise(L->decoder);
-}
 
 static void gated_reinit(sp_learner *L, sp_optim *opt, size_t i, const float *dir,
                          float enc_norm)
@@ -349,8 +333,8 @@ static const sp_learner_ops gated_ops = {
     .loss_and_grad = gated_loss_and_grad,
     .encode = gated_encode,
     .decode = gated_decode,
-    .pre_step = gated_pre_step,
-    .post_step = gated_post_step,
+    .pre_step = sp_learner_unit_pre_step,
+    .post_step = sp_learner_unit_post_step,
     .reinit = gated_reinit,
     .free = gated_free,
 };

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_blas.h>
 
 const char *sp_sae_archs(void) { return "relu, topk, batchtopk, jumprelu, gated, stacked"; }
 
@@ -92,6 +93,30 @@ void sp_rows_normalise(gsl_matrix_float *a)
                 w[j] *= inv;
         }
     }
+}
+
+void sp_learner_unit_pre_step(sp_learner *L)
+{
+    if (L->unit_norm)
+        sp_rows_project(L->decoder, L->decoder_grad);
+}
+
+void sp_learner_unit_post_step(sp_learner *L)
+{
+    if (L->unit_norm)
+        sp_rows_normalise(L->decoder);
+}
+
+void sp_decode_affine(const gsl_matrix_float *wd, const float *bd, const gsl_matrix_float *f,
+                      gsl_matrix_float *xhat)
+{
+    gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, f, wd, 0.0f, xhat);
+    if (bd)
+        for (size_t b = 0; b < xhat->size1; b++) {
+            float *xr = gsl_matrix_float_ptr(xhat, b, 0);
+            for (size_t t = 0; t < xhat->size2; t++)
+                xr[t] += bd[t];
+        }
 }
 
 double sp_train_step(sp_learner *L, sp_optim *opt, const gsl_matrix_float *x, sp_loss *out)

@@ -668,27 +668,14 @@ static void fam_encode(sp_learner *L, const gsl_matrix_float *x, gsl_matrix_floa
 static void fam_decode(sp_learner *L, const gsl_matrix_float *f, gsl_matrix_float *xhat)
 {
     fam_sae *s = (fam_sae *)L;
-    gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, f, s->wd, 0.0f, xhat);
-    if (s->bd)
-        for (size_t b = 0; b < xhat->size1; b++) {
-            float *xr = gsl_matrix_float_ptr(xhat, b, 0);
-            for (size_t t = 0; t < L->d; t++)
-                xr[t] += s->bd[t];
-        }
+    sp_decode_affine(s->wd, s->bd, f, xhat);
 }
 
-static void fam_pre_step(sp_learner *L)
-{
-    fam_sae *s = (fam_sae *)L;
-    if (L->unit_norm)
-        sp_rows_project(s->wd, s->gwd);
-}
 
 static void fam_post_step(sp_learner *L)
 {
     fam_sae *s = (fam_sae *)L;
-    if (L->unit_norm)
-        sp_rows_normalise(s->wd);
+    sp_learner_unit_post_step(L);
     if (s->theta)
         for (size_t i = 0; i < L->m; i++)
             if (!(s->theta[i] > 1e-6f))
@@ -788,7 +775,7 @@ static const sp_learner_ops fam_ops = {
     .loss_and_grad = fam_loss_and_grad,
     .encode = fam_encode,
     .decode = fam_decode,
-    .pre_step = fam_pre_step,
+    .pre_step = sp_learner_unit_pre_step,
     .post_step = fam_post_step,
     .reinit = fam_reinit,
     .free = fam_free,

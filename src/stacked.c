@@ -192,25 +192,10 @@ static void stacked_encode(sp_learner *L, const gsl_matrix_float *x, gsl_matrix_
 static void stacked_decode(sp_learner *L, const gsl_matrix_float *f, gsl_matrix_float *xhat)
 {
     stacked *s = (stacked *)L;
-    gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, f, s->wd, 0.0f, xhat);
-    if (s->bd)
-        for (size_t b = 0; b < xhat->size1; b++) {
-            float *xr = gsl_matrix_float_ptr(xhat, b, 0);
-            for (size_t j = 0; j < L->d; j++)
-                xr[j] += s->bd[j];
-        }
+    sp_decode_affine(s->wd, s->bd, f, xhat);
 }
 
-static void stacked_pre_step(sp_learner *L)
-{
-    stacked *s = (stacked *)L;
-    sp_rows_project(s->wd, s->gwd);
-}
 
-static void stacked_post_step(sp_learner *L)
-{
-    sp_rows_normalise(((stacked *)L)->wd);
-}
 
 /* Parameter order: W_e, b_e, W_d[, b_d]. */
 static void stacked_reinit(sp_learner *L, sp_optim *opt, size_t i, const float *dir,
@@ -256,8 +241,8 @@ static const sp_learner_ops stacked_ops = {
     .loss_and_grad = stacked_loss_and_grad,
     .encode = stacked_encode,
     .decode = stacked_decode,
-    .pre_step = stacked_pre_step,
-    .post_step = stacked_post_step,
+    .pre_step = sp_learner_unit_pre_step,
+    .post_step = sp_learner_unit_post_step,
     .reinit = stacked_reinit,
     .free = stacked_free,
 };

@@ -147,6 +147,15 @@ void sp_learner_base_free(sp_learner *L);
  * w (unit rows); renormalises the rows of w. */
 void sp_rows_project(const gsl_matrix_float *w, gsl_matrix_float *g);
 void sp_rows_normalise(gsl_matrix_float *w);
+/* The unit-norm constraint as pre_step and post_step of any learner
+ * whose decoder rows are kept at unit norm (when L->unit_norm): project
+ * L->decoder_grad before the step, renormalise L->decoder after it. */
+void sp_learner_unit_pre_step(sp_learner *L);
+void sp_learner_unit_post_step(sp_learner *L);
+/* x_hat = f W_d + b_d (bd may be NULL): the decoder of every learner.
+ * f: (B, m), W_d: (m, d), xhat: (B, d). */
+void sp_decode_affine(const gsl_matrix_float *wd, const float *bd, const gsl_matrix_float *f,
+                      gsl_matrix_float *xhat);
 /* TopK of one row: f[i] = z[i] for the k largest entries of z (ties to the
  * lower index) that are also > 0, else 0; exactly min(k, #positive)
  * entries are kept. scratch holds n floats. Returns the number kept. */
