@@ -650,7 +650,7 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
             if (!strstr(presets, needle) && strlen(presets) + strlen(needle) < sizeof presets)
                 strcat(presets, needle);
         } else if (!(!strcmp(s, "data") || !strcmp(s, "model") || !strcmp(s, "train") ||
-                     !strcmp(s, "metrics") || !strcmp(s, "sweep") ||
+                     !strcmp(s, "metrics") || !strcmp(s, "solve") || !strcmp(s, "sweep") ||
                      (starts_with(s, "figure.") && valid_name(s + 7)) ||
                      (starts_with(s, "variant.") && valid_name(s + 8)) ||
                      (starts_with(s, "feature.") && valid_name(s + 8)))) {
@@ -692,7 +692,8 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
             if (add_axis(L, e, e->key) != 0)
                 return -1;
         } else if (!strcmp(e->section, "data") || !strcmp(e->section, "model") ||
-                   !strcmp(e->section, "train") || !strcmp(e->section, "metrics")) {
+                   !strcmp(e->section, "train") || !strcmp(e->section, "metrics") ||
+                   !strcmp(e->section, "solve")) {
             if (set_option(L, &ex->base, e, e->section, e->key) != 0)
                 return -1;
         }

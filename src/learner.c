@@ -8,7 +8,10 @@
 #include <string.h>
 #include <gsl/gsl_blas.h>
 
-const char *sp_sae_archs(void) { return "relu, topk, batchtopk, jumprelu, gated, stacked"; }
+const char *sp_sae_archs(void)
+{
+    return "relu, topk, batchtopk, jumprelu, gated, stacked, dl, rica, pca";
+}
 
 size_t sp_sae_latents(const sp_sae_cfg *c, int n_truth)
 {
@@ -31,6 +34,8 @@ sp_learner *sp_learner_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, s
         return sp_gated_alloc(cfg, pen, d, m, max_batch, total_steps, rng, err);
     if (!strcmp(cfg->arch, "stacked"))
         return sp_stacked_alloc(cfg, d, m, max_batch, total_steps, rng, err);
+    if (!strcmp(cfg->arch, "dl") || !strcmp(cfg->arch, "rica") || !strcmp(cfg->arch, "pca"))
+        return sp_dict_alloc(cfg, pen, d, m, max_batch, total_steps, rng, err);
     return sp_sae_alloc(cfg, pen, d, m, max_batch, total_steps, rng, err);
 }
 
@@ -124,6 +129,12 @@ double sp_train_step(sp_learner *L, sp_optim *opt, const gsl_matrix_float *x, sp
     sp_loss tmp;
     if (!out)
         out = &tmp;
+    if (L->ops->step) {
+        double loss = L->ops->step(L, x, out);
+        if (isfinite(loss))
+            L->step++;
+        return loss;
+    }
     L->ops->loss_and_grad(L, x, out);
     if (L->orth > 0) {
         double r = sp_reg_orth(L->decoder, L->orth, L->decoder_grad, L->orth_ws);

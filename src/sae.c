@@ -94,11 +94,12 @@ typedef struct {
     sp_param params[8];
 } fam_sae;
 
-static const char *arch_names[] = {"relu", "topk", "batchtopk", "jumprelu", "gated", "stacked"};
+static const char *arch_names[] = {"relu", "topk",    "batchtopk", "jumprelu", "gated",
+                                   "stacked", "dl", "rica",      "pca"};
 
 static int arch_index(const char *a)
 {
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 9; i++)
         if (!strcmp(a, arch_names[i]))
             return i;
     return -1;
@@ -170,8 +171,27 @@ const char *sp_sae_check(const sp_sae_cfg *c, const sp_penalty_cfg *pen)
                  "has none", arch);
         return msg;
     }
-    if (by_rank && c->k < 1)
+    int dl = !strcmp(arch, "dl"), dl_omp = dl && c->coder == 1;
+    if (dl_omp && !is_none) {
+        snprintf(msg, sizeof msg, "model.arch = dl with model.coder = omp codes with model.k "
+                 "atoms and takes no penalty: train.penalty = '%s' (set train.penalty = none, "
+                 "or model.coder = fista for an L1 penalty)", pen->name);
+        return msg;
+    }
+    if ((dl && !dl_omp) || !strcmp(arch, "rica")) {
+        if (strcmp(pen->name, "l1") != 0) {
+            snprintf(msg, sizeof msg, "model.arch = %s is trained with train.penalty = l1 "
+                     "(%s, weighted by train.coef); '%s' is not supported", arch,
+                     dl ? "the LASSO of its FISTA coder" : "smoothed as log cosh", pen->name);
+            return msg;
+        }
+    }
+    if (!strcmp(arch, "pca") && !is_none)
+        return "model.arch = pca has no sparsity penalty (set train.penalty = none)";
+    if ((by_rank || dl_omp) && c->k < 1)
         return "model.k must be >= 1 (active latents per sample)";
+    if (dl && !(c->forget > 0 && c->forget <= 1))
+        return "model.forget must be in (0, 1] (decay of the dictionary statistics per step)";
     int family = a <= 3;
     const char *extra = c->tied ? "model.tied" : c->mlp ? "model.encoder = mlp"
                       : c->prefixes[0] || c->prefix_samples ? "Matryoshka prefixes"
@@ -179,6 +199,11 @@ const char *sp_sae_check(const sp_sae_cfg *c, const sp_penalty_cfg *pen)
     if (!family && extra) {
         snprintf(msg, sizeof msg, "%s is not supported by model.arch = %s (only by relu, "
                  "topk, batchtopk and jumprelu)", extra, arch);
+        return msg;
+    }
+    if (a >= 6 && (c->orth > 0 || c->pre_bias)) {
+        snprintf(msg, sizeof msg, "%s is not supported by model.arch = %s",
+                 c->orth > 0 ? "model.orth" : "model.pre_bias", arch);
         return msg;
     }
     if (c->tied && c->mlp)
@@ -232,7 +257,8 @@ const char *sp_sae_check_latents(const sp_sae_cfg *c, size_t m, size_t d)
                      c->k, m / (size_t)c->layers);
             return msg;
         }
-    } else if ((!strcmp(arch, "topk") || !strcmp(arch, "batchtopk")) && (size_t)c->k > m) {
+    } else if ((!strcmp(arch, "topk") || !strcmp(arch, "batchtopk") ||
+                (!strcmp(arch, "dl") && c->coder == 1)) && (size_t)c->k > m) {
         snprintf(msg, sizeof msg, "model.k = %d is more than the m = %zu latents", c->k, m);
         return msg;
     }

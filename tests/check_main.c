@@ -26,6 +26,8 @@ int main(int argc, char **argv)
         make_sae_suite,
         make_gated_suite,
         make_stacked_suite,
+        make_solve_suite,
+        make_dict_suite,
         make_metrics_suite,
         make_runner_suite,
     };

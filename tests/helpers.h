@@ -19,6 +19,8 @@ Suite *make_optim_suite(void);
 Suite *make_reg_suite(void);
 Suite *make_gated_suite(void);
 Suite *make_stacked_suite(void);
+Suite *make_solve_suite(void);
+Suite *make_dict_suite(void);
 Suite *make_metrics_suite(void);
 Suite *make_runner_suite(void);
 

@@ -17,6 +17,19 @@
 #include "superpose/sae.h"
 #include "superpose/util.h"
 
+/* Codes scored at evaluation (section [solve]; REFERENCE.md 3). */
+typedef struct {
+    char method[32];     /* encoder|refit|scale|scale_latent|mp|omp|gp|ista|fista */
+    int match;           /* 0 l0 (the encoder's), 1 fixed, 2 coef (the SAE's own objective) */
+    int l0;              /* fixed: atoms per sample */
+    double lambda;       /* fixed: L1 coefficient */
+    double threshold;    /* zero codes below this before scoring */
+    int nonneg;
+    int iters;
+    double tol;
+    long fit_samples;
+} sp_solve_run_cfg;
+
 typedef struct {
     sp_gen_cfg data;
     char learner[32];   /* train.learner: sae | none (data statistics only) */
@@ -31,6 +44,7 @@ typedef struct {
     long resample_samples; /* train.resample_samples: inputs scored per resampling */
     double resample_until; /* train.resample_until: fraction of training */
     long curve_every;      /* metrics.curve_every: steps between curve points (0: off) */
+    sp_solve_run_cfg solve;
 } sp_run_cfg;
 
 typedef enum {

@@ -2,7 +2,7 @@
  *
  * Sections:
  *   [experiment]   name, description, reference, default_preset
- *   [data] [model] [train] [metrics]
+ *   [data] [model] [train] [solve] [metrics]
  *                  options of config.h (`superpose help options` lists them)
  *   [sweep]        section.key = v1, v2, ...     a list, or
  *                  section.key = logspace(a, b, n[, base])   base^(a..b), n points

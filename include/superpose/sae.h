@@ -19,6 +19,22 @@
  *              Rajamanoharan et al. 2024a)
  *   stacked    residual TopK layers, each coding what the previous left
  *              (stacked.c)
+ *   dl         dictionary learning by alternation (dict.c): each step codes
+ *              the batch on the current dictionary (non-negative FISTA with
+ *              lambda = train.coef, or non-negative OMP with k = model.k;
+ *              solve.h), accumulates Mairal et al. 2009's statistics
+ *              A = sum a a^T, Bm = sum a x^T with forgetting model.forget,
+ *              and updates the dictionary: MOD (Engan et al. 1999; D =
+ *              (A + eps I)^-1 Bm, rows renormalised) or one online block-
+ *              coordinate sweep (Mairal et al. 2009, Alg. 2); atoms unused
+ *              over the statistics are reinitialised to badly reconstructed
+ *              inputs. Codes at inference: the same coder.
+ *   rica       reconstruction ICA (Le et al. 2011, dict.c): codes f = W x,
+ *              loss ||W^T W x - x||^2 / d + coef sum_i log cosh(f_i), mean
+ *              over the batch, trained by the optimizer; no norm constraint
+ *   pca        the dense baseline (dict.c): the top min(m, d) principal
+ *              directions of the training stream (further rows 0), codes
+ *              f = (x - mean) U^T
  * Options that compose with relu, topk, batchtopk and jumprelu:
  *   tied (W_e = W_d), pre_bias (b_d), encoder = mlp (pre = W_e ReLU(W_1
  *   (x - b_d) + b_1) + b_e), Matryoshka prefixes (reconstruction loss summed
@@ -57,6 +73,9 @@ typedef struct {
     int layers;         /* stacked: number of residual layers */
     double orth;        /* decoder orthogonality lambda */
     double prestd;      /* pre-activation spread penalty lambda */
+    int coder;          /* dl: 0 fista (lambda = train.coef), 1 omp (k = model.k) */
+    int update;         /* dl: 0 mod, 1 online (Mairal et al. 2009) */
+    double forget;      /* dl: statistics decay per step, in (0, 1] */
 } sp_sae_cfg;
 
 /* Loss terms of one batch (forward pass). */
@@ -93,6 +112,11 @@ typedef struct {
      * hidden code of dir, at norm enc_norm. */
     void (*reinit)(sp_learner *L, sp_optim *opt, size_t i, const float *dir, float enc_norm);
     void (*free)(sp_learner *L);
+    /* A learner not trained by gradients (dl, pca): one training step on x
+     * (fills out, adds to fires, returns the loss). When not NULL,
+     * sp_train_step calls it instead of loss_and_grad + optimizer (which
+     * then has no parameters), and loss_and_grad may be NULL. */
+    double (*step)(sp_learner *L, const gsl_matrix_float *x, sp_loss *out);
 } sp_learner_ops;
 
 struct sp_learner {
@@ -173,6 +197,9 @@ sp_learner *sp_gated_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, siz
                            sp_err *err);
 sp_learner *sp_stacked_alloc(const sp_sae_cfg *cfg, size_t d, size_t m, size_t max_batch,
                              long total_steps, gsl_rng *rng, sp_err *err);
+/* dict.c: dl, rica and pca (see the list of architectures above). */
+sp_learner *sp_dict_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_t d, size_t m,
+                          size_t max_batch, long total_steps, gsl_rng *rng, sp_err *err);
 
 /* Regularisers (reg.c).
  * Decoder orthogonality (restricted isometry): R = lambda sum_{i != j}
