@@ -93,7 +93,7 @@ double sp_solver_lipschitz(const sp_solver *S);
  * kvec[b] = 0 gets the zero code). ISTA/FISTA warm-start from A when
  * warm != 0, else from 0. Returns 0, or -1 with err (bad configuration,
  * k > m, B > max_batch, shapes, a non-finite value in X: the message names
- * the sample). *
+ * the sample). */
 int sp_solve(sp_solver *S, const sp_solve_cfg *cfg, const gsl_matrix_float *X,
              const size_t *kvec, int warm, gsl_matrix_float *A, sp_solve_stats *st, sp_err *err);
 
