@@ -20,19 +20,23 @@
  *          g_S = c_S with the exact line search mu = <r, c> / ||c||^2,
  *          c = D~_S g_S. Non-negative: the step is capped where the first
  *          coordinate reaches 0 (so the residual never increases; this is
- *          the clip-at-0 rule made monotone).
+ *          the clip-at-0 rule made monotone); atoms at 0 whose gradient is
+ *          negative stay at 0.
  *   ista   proximal gradient on the (non-negative) LASSO
- *          F(a) = 1/2 ||x - b - a D||^2 + lambda sum_i |a_i|
- *          (a_i >= 0 when nonneg), step 1 / sigma_max(D)^2
- *          (Daubechies et al. 2004).
+ *          F(a) = 1/2 ||x - b - a D||^2 + lambda sum_i ||d_i|| |a_i|
+ *          (a_i >= 0 when nonneg): the L1 of the unit-atom codes
+ *          a~_i = ||d_i|| a_i, the plain L1 for unit-norm atoms; step
+ *          1 / sigma_max(D~)^2 (Daubechies et al. 2004).
  *   fista  the monotone FISTA (MFISTA) of Beck & Teboulle 2009 (IEEE TIP
  *          18(11), eq. (5.1)): momentum as FISTA (Beck & Teboulle 2009,
  *          SIAM J. Imaging Sci. 2(1)), but each sample keeps the better of
  *          the new prox point and its previous iterate, so every sample's F
  *          never increases. Stops when the relative decrease of the
- *          batch's total F over one iteration is below tol, or at max_iter.
+ *          batch's total F over one iteration is below tol (MFISTA: in an
+ *          iteration where some sample took its new point), or at max_iter.
  *   Pursuits stop early on a sample when no correlation is positive
- *   (non-negative) or nonzero, or the residual is 0.
+ *   (non-negative) or nonzero (above 1e-5 ||x - b||, float rounding), or
+ *   the residual is 0.
  *
  * Work per step is batched: correlations come from the Gram matrix
  * G = D~ D~^T (m x m, precomputed when m <= SP_SOLVE_GRAM_MAX, else from
@@ -61,7 +65,8 @@ typedef struct {
     double lambda;   /* ista, fista: L1 coefficient of F */
     int max_iter;    /* ista, fista: iteration cap (e.g. 500) */
     double tol;      /* ista, fista: relative decrease of total F to stop (e.g. 1e-6) */
-    int use_gram;    /* -1: automatic (m <= SP_SOLVE_GRAM_MAX); 0: never; 1: always (tests) */
+    int use_gram;    /* -1: automatic (m <= SP_SOLVE_GRAM_MAX); 0: never; 1: always (tests;
+                        an error when m > SP_SOLVE_GRAM_MAX: no Gram matrix is allocated) */
     double *trace;   /* if not NULL: ista, fista: trace[t] = total F over the batch after
                         iteration t (max_iter entries); pursuits: trace[t] = total
                         1/2 ||r||^2 over the batch after iteration t (max K entries);
@@ -83,9 +88,12 @@ typedef struct sp_solver sp_solver;
 sp_solver *sp_solver_alloc(const gsl_matrix_float *D, const float *b, size_t max_batch,
                            sp_err *err);
 void sp_solver_free(sp_solver *S);
-/* Recomputes atom norms, the Gram matrix and sigma_max(D)^2 after D changed. */
+/* Recomputes atom norms, the Gram matrix and sigma_max(D~)^2 after D changed. */
 void sp_solver_refresh(sp_solver *S);
-/* sigma_max(D)^2, by power iteration on D^T D to relative accuracy 1e-6. */
+/* sigma_max(D~)^2 of the unit atoms D~ (the Lipschitz constant of the
+ * gradient of F in the unit-atom codes), by power iteration on D~^T D~ to
+ * relative accuracy 1e-6; NaN if D has a non-finite entry (sp_solve and
+ * sp_solve_refit then return -1). */
 double sp_solver_lipschitz(const sp_solver *S);
 
 /* Codes A (B x m) of X (B x d), B <= max_batch. kvec: per-sample number of
@@ -97,7 +105,8 @@ double sp_solver_lipschitz(const sp_solver *S);
 int sp_solve(sp_solver *S, const sp_solve_cfg *cfg, const gsl_matrix_float *X,
              const size_t *kvec, int warm, gsl_matrix_float *A, sp_solve_stats *st, sp_err *err);
 
-/* Total LASSO objective F over the batch (double accumulation). */
+/* Total LASSO objective F over the batch (double accumulation), for codes
+ * A of D (NaN on a shape mismatch or out of memory). */
 double sp_solve_objective(const sp_solver *S, double lambda, const gsl_matrix_float *X,
                           const gsl_matrix_float *A);
 
@@ -127,7 +136,9 @@ sp_scale_fit *sp_scale_fit_alloc(const gsl_matrix_float *D, const float *b, int 
                                  size_t max_batch);
 void sp_scale_fit_free(sp_scale_fit *F);
 void sp_scale_fit_add(sp_scale_fit *F, const gsl_matrix_float *X, const gsl_matrix_float *A);
-/* Writes the factors into s (1 value, or m). 0, or -1 with err. */
+/* Writes the factors into s (1 value, or m). 0, or -1 with err (also for
+ * a shape mismatch in an earlier add; per latent, finish consumes the sums:
+ * a second call fails). */
 int sp_scale_fit_finish(sp_scale_fit *F, float *s, sp_err *err);
 
 #endif

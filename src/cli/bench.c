@@ -3,7 +3,9 @@
  * so that the fraction of peak is visible:
  *   dense-equivalent GFLOP/s = 10 B m d / t_step: five GEMMs of 2 B m d
  *   FLOPs each (forward: encoder, decoder; backward: dW_d, df, dW_e)
- * Training is single-threaded, as in `superpose run -j N`. */
+ * Training is single-threaded, as in `superpose run -j N`. The last table
+ * times the solvers on a fixed dictionary (OMP, GP, FISTA) against one SAE
+ * step of the same shape. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,12 +13,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <gsl/gsl_blas.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 
 #include "superpose/blas.h"
 #include "superpose/config.h"
 #include "superpose/gen.h"
 #include "superpose/sae.h"
+#include "superpose/solve.h"
 
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_procs(void);
@@ -42,6 +46,103 @@ static double sgemm_gflops(size_t n, int threads)
     gsl_matrix_float_free(b);
     gsl_matrix_float_free(a);
     return best;
+}
+
+/* Solvers on a fixed dictionary (solve.h): m = 512 random unit atoms in
+ * d = 256, batch 256, inputs the sum of L0 distinct atoms with U[0,1)
+ * weights plus N(0, 0.01^2) noise; non-negative codes; pursuits with
+ * K = L0, FISTA with lambda matched to a mean L0 of L0 on the same batch
+ * (defaults of [solve]: 500 iterations, tol 1e-6). step: seconds per dense
+ * SAE step at the same shape (ratio 1), for the last column. */
+static int bench_solvers(double step)
+{
+    const size_t m = 512, d = 256, B = 256;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_matrix_float *D = gsl_matrix_float_alloc(m, d), *X = gsl_matrix_float_alloc(B, d);
+    gsl_matrix_float *A = gsl_matrix_float_alloc(B, m);
+    size_t all[512], pick[32];
+    for (size_t i = 0; i < m; i++) {
+        all[i] = i;
+        gsl_vector_float_view row = gsl_matrix_float_row(D, i);
+        for (size_t q = 0; q < d; q++)
+            gsl_vector_float_set(&row.vector, q, (float)gsl_ran_gaussian(rng, 1.0));
+        gsl_vector_float_scale(&row.vector, 1.0f / gsl_blas_snrm2(&row.vector));
+    }
+    sp_err err;
+    sp_solver *S = sp_solver_alloc(D, NULL, B, &err);
+    if (!S) {
+        fprintf(stderr, "superpose: bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("\nSolvers on a fixed dictionary: 512 random unit atoms, d = 256, batch 256, inputs =\n"
+           "L0 atoms x U[0,1) + noise 0.01, non-negative codes, 1 thread; pursuits K = L0, FISTA\n"
+           "lambda matched to mean L0 (max 500 iterations, tol 1e-6; time of the match in\n"
+           "brackets); FVU = |x - aD|^2 / |x|^2; x SAE = time / one SAE step at ratio 1\n");
+    printf("%-28s %4s %11s %9s %7s %7s %9s %9s\n", "solver", "L0", "samples/s", "ms/batch",
+           "iters", "L0 out", "FVU", "x SAE");
+    const size_t l0s[2] = {5, 32};
+    for (int li = 0; li < 2; li++) {
+        size_t L0 = l0s[li];
+        gsl_matrix_float_set_zero(X);
+        double x2 = 0;
+        for (size_t b = 0; b < B; b++) {
+            float *x = gsl_matrix_float_ptr(X, b, 0);
+            gsl_ran_choose(rng, pick, L0, all, m, sizeof *all);
+            for (size_t n = 0; n < L0; n++) {
+                float w = (float)gsl_rng_uniform(rng);
+                const float *atom = gsl_matrix_float_const_ptr(D, pick[n], 0);
+                for (size_t q = 0; q < d; q++)
+                    x[q] += w * atom[q];
+            }
+            for (size_t q = 0; q < d; q++) {
+                x[q] += (float)gsl_ran_gaussian(rng, 0.01);
+                x2 += (double)x[q] * x[q];
+            }
+        }
+        const int kinds[3] = {SP_SOLVE_OMP, SP_SOLVE_GP, SP_SOLVE_FISTA};
+        for (int ki = 0; ki < 3; ki++) {
+            sp_solve_cfg cfg = {.kind = kinds[ki], .nonneg = 1, .k = L0, .max_iter = 500,
+                                .tol = 1e-6, .use_gram = -1};
+            char label[64], iters[16] = "-";
+            snprintf(label, sizeof label, "%s K = %zu", sp_solver_names[kinds[ki]], L0);
+            if (kinds[ki] == SP_SOLVE_FISTA) {
+                double t0 = sp_now();
+                cfg.lambda = sp_solve_match_lambda(S, &cfg, X, (double)L0, A, &err);
+                if (!isfinite(cfg.lambda)) {
+                    fprintf(stderr, "superpose: bench: %s\n", err.msg);
+                    return 1;
+                }
+                snprintf(label, sizeof label, "fista lambda %.3g [%.1fs]", cfg.lambda,
+                         sp_now() - t0);
+            }
+            sp_solve_stats st = {0};
+            long reps = 0;
+            double t0 = sp_now(), t = 0;
+            while (t < 0.3 || reps < 3) {
+                if (sp_solve(S, &cfg, X, NULL, 0, A, &st, &err)) {
+                    fprintf(stderr, "superpose: bench: %s\n", err.msg);
+                    return 1;
+                }
+                reps++;
+                t = sp_now() - t0;
+            }
+            double per = t / (double)reps;
+            size_t nnz = 0;
+            for (size_t k = 0; k < B * m; k++)
+                nnz += A->data[k] != 0;
+            double fvu = 2 * sp_solve_objective(S, 0, X, A) / x2;
+            if (kinds[ki] == SP_SOLVE_FISTA)
+                snprintf(iters, sizeof iters, "%d", st.iters);
+            printf("%-28s %4zu %11.0f %9.3f %7s %7.2f %9.2e %9.2f\n", label, L0, (double)B / per,
+                   1e3 * per, iters, (double)nnz / (double)B, fvu, per / step);
+        }
+    }
+    sp_solver_free(S);
+    gsl_matrix_float_free(A);
+    gsl_matrix_float_free(X);
+    gsl_matrix_float_free(D);
+    gsl_rng_free(rng);
+    return 0;
 }
 
 int sp_cli_bench(int argc, char **argv)
@@ -230,6 +331,8 @@ int sp_cli_bench(int argc, char **argv)
         sp_gen_free(g);
         gsl_rng_free(rng);
     }
+    if (bench_solvers(step_ratio1))
+        return 1;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("\n* dense-equivalent: 10 B m d FLOPs per step (five GEMMs: encoder and decoder\n"
