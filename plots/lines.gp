@@ -63,7 +63,7 @@ set rmargin @RMARGIN@
 set autoscale xfix
 set offsets graph 0.02, graph 0.02, 0, 0
 # The key goes under the plot, where it can hide no data.
-if (show_key) { set key bmargin center horizontal noautotitle; set bmargin 5.5 } else { unset key }
+if (show_key) { set key bmargin center horizontal noautotitle; set bmargin @BMARGIN@ } else { unset key }
 
 # Series colours (Okabe-Ito, then brown). Styles 1-8: lines and linespoints;
 # 11-18: points only, small and translucent ("#AARRGGBB", AA = transparency)

@@ -1,6 +1,7 @@
 /* config.c: the option table, value parsing and the canonical run text.
  * Defaults are those of Sharkey, Braun & Millidge 2022 (REFERENCE.md 1.1). */
 #include "superpose/config.h"
+#include "superpose/ito.h"
 
 #include <errno.h>
 #include <math.h>
@@ -220,7 +221,8 @@ static const sp_opt options[] = {
     {"solve", "l0", SP_OPT_INT, OFF(solve.l0), "8", 1, 1 << 24, NULL,
      "pursuits with solve.match = fixed: atoms per sample"},
     {"solve", "lambda", SP_OPT_REAL, OFF(solve.lambda), "0.1", 0, BIG, NULL,
-     "ista/fista with solve.match = fixed: L1 coefficient of 1/2 |x - aD - b|^2 + lambda |a|_1"},
+     "ista/fista with solve.match = fixed: lambda of 1/2 |x - aD - b|^2 + lambda sum |d_i| |a_i| "
+     "(the plain L1 for unit-norm atoms)"},
     {"solve", "threshold", SP_OPT_REAL, OFF(solve.threshold), "0", 0, BIG, NULL,
      "threshold test: zero every code below this value before scoring"},
     {"solve", "nonneg", SP_OPT_BOOL, OFF(solve.nonneg), "true", 0, 1, NULL,
@@ -566,6 +568,29 @@ double sp_config_cost(const sp_run_cfg *cfg)
            2.0 * m * d * (double)cfg->eval_samples;
 }
 
+static void training_part(const sp_run_cfg *cfg, sp_run_cfg *out)
+{
+    sp_run_cfg defaults;
+    sp_config_defaults(&defaults);
+    *out = *cfg;
+    out->solve = defaults.solve;
+}
+
+void sp_config_training_key(const sp_run_cfg *cfg, char key[17])
+{
+    sp_run_cfg t;
+    training_part(cfg, &t);
+    sp_config_key(&t, key);
+}
+
+int sp_config_same_training(const sp_run_cfg *a, const sp_run_cfg *b)
+{
+    char ka[17], kb[17];
+    sp_config_training_key(a, ka);
+    sp_config_training_key(b, kb);
+    return strcmp(ka, kb) == 0;
+}
+
 int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
 {
     if (sp_gen_check(&cfg->data, NULL, err) != 0)
@@ -575,8 +600,13 @@ int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
         bad = sp_sae_check_latents(&cfg->model, sp_config_latents(cfg), (size_t)cfg->data.d);
     if (!bad)
         bad = sp_optim_check(&cfg->optim);
+    if (!bad)
+        bad = sp_ito_check(cfg, sp_config_latents(cfg));
     if (bad)
         return sp_err_set(err, "%s", bad);
+    if (cfg->resample_every > 0 && !strcmp(cfg->model.arch, "pca"))
+        return sp_err_set(err, "train.resample_every: model.arch = pca has no latents to "
+                          "resample (its directions are the data's principal axes)");
     double m = (double)sp_config_latents(cfg), d = cfg->data.d, n = cfg->data.n;
     double B = cfg->batch;
     /* parameters, gradients, Adam state, workspace, truth, generator scratch */

@@ -15,7 +15,8 @@
 
 const char *const sp_run_metric_names[] = {"mmcs", "mmcs_rev", "dead", "l0", "mse",
                                            "fve", "loss", "steps_done", "wall_s",
-                                           "l0_true", "max_cos", "dstar", "resampled"};
+                                           "l0_true", "max_cos", "dstar", "resampled",
+                                           "precision", "recall", "f1", "gap", "lambda"};
 const size_t sp_n_run_metrics = sizeof sp_run_metric_names / sizeof sp_run_metric_names[0];
 
 int sp_metric_known(const char *name)
@@ -91,6 +92,17 @@ static int valid_name(const char *s)
 }
 
 /* Parses "a, b, c", "logspace(a, b, n[, base])" or "linspace(a, b, n)". */
+/* Strips leading and trailing blanks in place. */
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t l = strlen(s);
+    while (l && isspace((unsigned char)s[l - 1]))
+        s[--l] = '\0';
+    return s;
+}
+
 static int parse_axis(sp_axis *ax, const char *text, char *msg, size_t msglen)
 {
     char buf[512];
@@ -468,10 +480,46 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
           : !strcmp(k, "zmax") ? &f->zmax
           : !strcmp(k, "ymin") ? &f->ymin
                                : &f->ymax) = d;
+    } else if (!strcmp(k, "where")) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", v);
+        f->n_where = 0;
+        for (char *save = NULL, *c = strtok_r(buf, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(c, '=');
+            if (!eq || f->n_where == 4)
+                FAIL(L, e->line, "[%s] where = '%s': expected up to 4 conditions AXIS = VALUE "
+                                 "separated by commas", e->section, v);
+            *eq = '\0';
+            char *name = trim(c), *val = trim(eq + 1);
+            int a = sp_experiment_axis(L->ex, name);
+            if (a < 0) {
+                char axes[400];
+                axes_list(L->ex, axes, sizeof axes);
+                FAIL(L, e->line, "[%s] where: '%s' is not a sweep axis (%s)", e->section, name,
+                     axes);
+            }
+            const sp_axis *ax = &L->ex->axes[a];
+            char *end;
+            double num = strtod(val, &end);
+            int numeric = end != val && *end == '\0';
+            size_t j;
+            for (j = 0; j < ax->n; j++) {
+                char *e2;
+                double av = strtod(ax->values[j], &e2);
+                if (!strcmp(ax->values[j], val) || !strcmp(ax->labels[j], val) ||
+                    (numeric && e2 != ax->values[j] && *e2 == '\0' && av == num))
+                    break;
+            }
+            if (j == ax->n)
+                FAIL(L, e->line, "[%s] where: %s = '%s' is not one of the axis's values",
+                     e->section, name, val);
+            f->where_axis[f->n_where] = a;
+            f->where_value[f->n_where++] = j;
+        }
     } else {
         FAIL(L, e->line, "[%s] unknown key '%s'; allowed: kind, x, y, series, metric, title, "
                          "xlabel, ylabel, format, cap, zmin, zmax, ymin, ymax, logx, logy, "
-                         "xtransform",
+                         "xtransform, where",
              e->section, k);
     }
     return 0;

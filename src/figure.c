@@ -1273,6 +1273,18 @@ int sp_figure_lines(const char *dir, const sp_lines *f, sp_err *err)
     for (size_t s = 0; s < f->n_series; s++)
         titled += f->series[s].title && *f->series[s].title;
     sb_puts(fig_val(&fb, "KEY"), titled > 1 ? "1" : "0");
+    /* The key under the plot wraps into rows of entries (sample line and
+     * title, about 8 characters more than the title) across the ~95
+     * characters of the canvas: room for the tic labels, the x label and
+     * every row. */
+    size_t tw = 0;
+    for (size_t s = 0; s < f->n_series; s++)
+        if (f->series[s].title && text_width(f->series[s].title) > tw)
+            tw = text_width(f->series[s].title);
+    size_t cols = 95 / (tw + 8), rows;
+    cols = cols < 1 ? 1 : cols;
+    rows = (titled + cols - 1) / cols;
+    sb_printf(fig_val(&fb, "BMARGIN"), "%.1f", 3.5 + (double)(rows < 2 ? 2 : rows));
 
     sb_printf(fig_val(&fb, "NH"), "%zu", nh);
     sb_printf(fig_val(&fb, "NHA"), "%zu", nh ? nh : 1);

@@ -49,6 +49,7 @@ static const sp_run_record *find_run(const sp_run_list *runs, const char *key)
  * indices of the runs stored with status ok. */
 typedef struct {
     size_t total, missing, n_ok;
+    size_t shown;       /* runs the figure considers (total, or those its where keeps) */
     char (*key)[17];
     size_t (*coords)[SP_MAX_AXES];
     const sp_run_record **rec;
@@ -86,6 +87,37 @@ static int run_set_load(const sp_experiment *ex, const sp_run_list *runs, run_se
             rs->missing++;
         else if (!strcmp(rs->rec[i]->status, "ok"))
             rs->ok[rs->n_ok++] = i;
+    }
+    rs->shown = rs->total;
+    return 0;
+}
+
+/* The runs a figure's `where` conditions keep: a copy of rs (same sweep
+ * indexing) in which every other run is absent and not counted. */
+static int run_set_where(const sp_experiment *ex, const sp_figspec *f, const run_set *rs,
+                         run_set *out, sp_err *err)
+{
+    *out = *rs;
+    out->rec = malloc(rs->total * sizeof *out->rec);
+    out->ok = malloc(rs->total * sizeof *out->ok);
+    if (!out->rec || !out->ok) {
+        free(out->rec);
+        free(out->ok);
+        return sp_err_set(err, "out of memory");
+    }
+    out->shown = out->missing = out->n_ok = 0;
+    for (size_t i = 0; i < rs->total; i++) {
+        int keep = 1;
+        for (size_t w = 0; w < f->n_where && keep; w++)
+            keep = rs->coords[i][f->where_axis[w]] == f->where_value[w];
+        out->rec[i] = keep ? rs->rec[i] : NULL;
+        if (!keep)
+            continue;
+        out->shown++;
+        if (!rs->rec[i])
+            out->missing++;
+        else if (!strcmp(rs->rec[i]->status, "ok"))
+            out->ok[out->n_ok++] = i;
     }
     return 0;
 }
@@ -141,7 +173,7 @@ static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char
     if (!strcmp(f->metric, "mmcs_next") && size_axis(ex) < 0)
         return sp_err_set(err, "figure %s: mmcs_next needs a model.ratio or model.latents axis",
                           f->name);
-    size_t nx = ex->axes[ix].n, ny = ex->axes[iy].n, total = rs->total, missing = rs->missing;
+    size_t nx = ex->axes[ix].n, ny = ex->axes[iy].n, total = rs->shown, missing = rs->missing;
     double *sum = calloc(nx * ny, sizeof *sum), *z = calloc(nx * ny, sizeof *z);
     size_t *cnt = calloc(nx * ny, sizeof *cnt);
     if (!sum || !z || !cnt) {
@@ -150,7 +182,7 @@ static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char
         free(cnt);
         return sp_err_set(err, "out of memory");
     }
-    for (size_t i = 0; i < total; i++) {
+    for (size_t i = 0; i < rs->total; i++) {
         const sp_run_record *r = rs->rec[i];
         const size_t *coords = rs->coords[i];
         if (!r)
@@ -265,7 +297,7 @@ static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const run_se
     if (ix < 0)
         return sp_err_set(err, "figure %s: %s is not swept", f->name, f->x);
     size_t nx = ex->axes[ix].n, ns = is >= 0 ? ex->axes[is].n : 1;
-    size_t total = rs->total, missing = rs->missing;
+    size_t total = rs->shown, missing = rs->missing;
     double *sum = calloc(nx * ns, sizeof *sum), *xs = calloc(nx * ns, sizeof *xs),
            *ys = calloc(nx * ns, sizeof *ys);
     size_t *cnt = calloc(nx * ns, sizeof *cnt);
@@ -276,13 +308,13 @@ static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const run_se
         sp_err_set(err, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < total; i++) {
+    for (size_t i = 0; i < rs->total; i++) {
         const sp_run_record *r = rs->rec[i];
         const size_t *c = rs->coords[i];
         if (!r)
             continue;
         double v = sp_run_metric(r, f->metric);
-        if (!isfinite(v))
+        if (!isfinite(v) || (f->logy && v <= 0))
             continue;
         size_t cell = (is >= 0 ? c[is] : 0) * nx + c[ix];
         sum[cell] += v;
@@ -353,7 +385,7 @@ static int plot_frontier(const sp_experiment *ex, const sp_figspec *f, const run
                          const char *figdir, sp_err *err)
 {
     int is = f->series[0] ? sp_experiment_axis(ex, f->series) : -1;
-    size_t ns = is >= 0 ? ex->axes[is].n : 1, total = rs->total;
+    size_t ns = is >= 0 ? ex->axes[is].n : 1, total = rs->shown;
     /* point index: the coordinates on every axis but the series and seeds */
     size_t np = 1, stride[SP_MAX_AXES];
     for (size_t a = ex->n_axes; a-- > 0;) {
@@ -366,7 +398,7 @@ static int plot_frontier(const sp_experiment *ex, const sp_figspec *f, const run
     double *sx = calloc(ns * np, sizeof *sx), *sy = calloc(ns * np, sizeof *sy);
     double *xy = calloc(2 * ns * np, sizeof *xy), *xs = calloc(ns * np, sizeof *xs),
            *ys = calloc(ns * np, sizeof *ys);
-    size_t *cnt = calloc(ns * np, sizeof *cnt);
+    size_t *cnt = calloc(ns * np, sizeof *cnt), off_log = 0;
     sp_series *ser = calloc(ns, sizeof *ser);
     char(*titles)[64] = calloc(ns, sizeof *titles);
     int rc = -1;
@@ -379,6 +411,10 @@ static int plot_frontier(const sp_experiment *ex, const sp_figspec *f, const run
         double x = run_value(rs->rec[r], f->x), y = run_value(rs->rec[r], f->y);
         if (!isfinite(x) || !isfinite(y))
             continue;
+        if ((f->logx && x <= 0) || (f->logy && y <= 0)) {
+            off_log++; /* e.g. a collapsed run at L0 = 0 */
+            continue;
+        }
         size_t pt = 0;
         for (size_t a = 0; a < ex->n_axes; a++)
             pt += stride[a] * rs->coords[r][a];
@@ -407,10 +443,11 @@ static int plot_frontier(const sp_experiment *ex, const sp_figspec *f, const run
                              .y = ys + s * np, .style = SP_STYLE_LINESPOINTS};
         curves += n > 0;
     }
-    char title[300], header[1500], what[200];
+    char title[300], header[1500], what[300];
     snprintf(title, sizeof title, "%s", f->title[0] ? f->title : f->y);
     snprintf(what, sizeof what, "frontier %s against %s: one point per setting, mean over "
-                                "seeds; %zu of %zu runs missing", f->y, f->x, rs->missing, total);
+                                "seeds; %zu of %zu runs missing; %zu runs at values <= 0 left "
+                                "off the log axis", f->y, f->x, rs->missing, total, off_log);
     fig_header(ex, what, header, sizeof header);
     sp_lines L = {.name = f->name, .title = title,
                   .xlabel = f->xlabel[0] ? f->xlabel : f->x,
@@ -420,8 +457,9 @@ static int plot_frontier(const sp_experiment *ex, const sp_figspec *f, const run
                   .series = ser, .n_series = ns, .header = header};
     rc = sp_figure_lines(figdir, &L, err);
     if (rc == 0)
-        printf("figure %s/%s.png (%zu curves, %zu of %zu runs stored)\n", figdir, f->name,
-               curves, total - rs->missing, total);
+        printf("figure %s/%s.png (%zu curves, %zu of %zu runs stored%s)\n", figdir, f->name,
+               curves, total - rs->missing, total,
+               off_log ? "; some runs at values <= 0 left off the log axis" : "");
 out:
     free(titles);
     free(ser);
@@ -525,7 +563,7 @@ static int plot_curves(const sp_experiment *ex, const sp_figspec *f, const char 
     snprintf(title, sizeof title, "%s", f->title[0] ? f->title : f->metric);
     snprintf(what, sizeof what, "training curve %s against the step, mean over the runs of "
                                 "each curve (series %s); %zu of %zu runs missing", f->metric,
-             f->series[0] ? f->series : "none", rs->missing, rs->total);
+             f->series[0] ? f->series : "none", rs->missing, rs->shown);
     fig_header(ex, what, header, sizeof header);
     sp_lines L = {.name = f->name, .title = title,
                   .xlabel = f->xlabel[0] ? f->xlabel : "step",
@@ -536,7 +574,7 @@ static int plot_curves(const sp_experiment *ex, const sp_figspec *f, const char 
     rc = sp_figure_lines(figdir, &L, err);
     if (rc == 0)
         printf("figure %s/%s.png (%zu curves, %zu of %zu runs stored)\n", figdir, f->name,
-               curves, rs->total - rs->missing, rs->total);
+               curves, rs->shown - rs->missing, rs->shown);
 out:
     sp_store_close(st);
     free(titles);
@@ -557,7 +595,7 @@ static int plot_dims(const sp_experiment *ex, const sp_figspec *f, const char *o
     int ix = sp_experiment_axis(ex, f->x);
     if (ix < 0)
         return sp_err_set(err, "figure %s: %s is not swept", f->name, f->x);
-    size_t total = rs->total, n = rs->n_ok, cap = 0, nd = 0, ns = 0;
+    size_t total = rs->shown, n = rs->n_ok, cap = 0, nd = 0, ns = 0;
     double *dx = NULL, *dy = NULL, *sx = calloc(n + 1, sizeof *sx), *sy = calloc(n + 1, sizeof *sy);
     int rc = -1;
     if (!sx || !sy) {
@@ -807,20 +845,30 @@ int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err)
         rc = run_set_load(ex, &runs, &rs, err);
     for (size_t i = 0; rc == 0 && i < ex->n_figs; i++) {
         const sp_figspec *f = &ex->figs[i];
+        run_set kept, *fs = &rs;
+        if (f->n_where > 0) {
+            if ((rc = run_set_where(ex, f, &rs, &kept, err)) != 0)
+                break;
+            fs = &kept;
+        }
         if (!strcmp(f->kind, "heatmap"))
-            rc = plot_heatmap(ex, f, out, figdir, &rs, err);
+            rc = plot_heatmap(ex, f, out, figdir, fs, err);
         else if (!strcmp(f->kind, "lines"))
-            rc = plot_lines(ex, f, &rs, figdir, err);
+            rc = plot_lines(ex, f, fs, figdir, err);
         else if (!strcmp(f->kind, "frontier"))
-            rc = plot_frontier(ex, f, &rs, figdir, err);
+            rc = plot_frontier(ex, f, fs, figdir, err);
         else if (!strcmp(f->kind, "curves"))
-            rc = plot_curves(ex, f, db, &rs, figdir, err);
+            rc = plot_curves(ex, f, db, fs, figdir, err);
         else if (!strcmp(f->kind, "dims"))
-            rc = plot_dims(ex, f, out, &rs, figdir, err);
+            rc = plot_dims(ex, f, out, fs, figdir, err);
         else if (!strcmp(f->kind, "columns"))
-            rc = plot_columns(ex, f, out, &rs, figdir, err);
+            rc = plot_columns(ex, f, out, fs, figdir, err);
         else
-            rc = plot_per_run(ex, f, out, &rs, figdir, err);
+            rc = plot_per_run(ex, f, out, fs, figdir, err);
+        if (fs == &kept) {
+            free(kept.rec);
+            free(kept.ok);
+        }
     }
     run_set_free(&rs);
     sp_run_list_free(&runs);

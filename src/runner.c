@@ -26,6 +26,7 @@
 #include "superpose/figure.h"
 #include "superpose/gen.h"
 #include "superpose/geometry.h"
+#include "superpose/ito.h"
 #include "superpose/metrics.h"
 #include "superpose/npy.h"
 #include "superpose/sae.h"
@@ -35,7 +36,7 @@
 void openblas_set_num_threads(int num_threads);
 
 enum { M_MMCS, M_MMCS_REV, M_DEAD, M_L0, M_MSE, M_FVE, M_LOSS, M_STEPS, M_WALL, M_L0_TRUE,
-       M_MAX_COS, M_DSTAR, M_RESAMPLED };
+       M_MAX_COS, M_DSTAR, M_RESAMPLED, M_PRECISION, M_RECALL, M_F1, M_GAP, M_LAMBDA };
 
 const char *const sp_curve_names[SP_N_CURVES] = {"loss", "l0", "dead", "mmcs"};
 
@@ -240,15 +241,24 @@ out:
     return rc;
 }
 
-int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn progress,
-                 void *user, sp_run_result *res, sp_err *err)
+int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char *artifact_dir,
+                       sp_progress_fn progress, void *user, sp_run_result *results, sp_err *err)
 {
-    if (sp_config_check(cfg, err) != 0)
-        return -1;
+    const sp_run_cfg *cfg = cfgs[0];
+    sp_run_result *res = &results[0];
+    for (size_t r = 0; r < n_eval; r++) {
+        if (sp_config_check(cfgs[r], err) != 0)
+            return -1;
+        if (!sp_config_same_training(cfg, cfgs[r]))
+            return sp_err_set(err, "internal: runs scored together must share their training");
+        for (size_t i = 0; i < SP_MAX_METRICS; i++)
+            results[r].metric[i] = NAN;
+        results[r].diverged = 0;
+        results[r].n_curve = 0;
+        results[r].curve_step = NULL;
+        memset(results[r].curve, 0, sizeof results[r].curve);
+    }
     double t0 = sp_now();
-    for (size_t i = 0; i < 16; i++)
-        res->metric[i] = NAN;
-    res->diverged = 0;
     size_t d = (size_t)cfg->data.d, m = sp_config_latents(cfg), B = (size_t)cfg->batch;
     uint64_t ds = (uint64_t)cfg->data.seed, ts = (uint64_t)cfg->seed;
     gsl_rng *r_truth = rng_from(ds, 0, "truth"), *r_stream = rng_from(ds, ts, "stream");
@@ -259,18 +269,14 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
     gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
     gsl_matrix_float *f = gsl_matrix_float_alloc(B, m);
     gsl_matrix_float *xh = gsl_matrix_float_alloc(B, d);
-    sp_recon_acc *acc = sp_recon_acc_alloc(d, m);
     sp_codes *codes = sp_codes_alloc(B, B * sp_gen_truth_rows(&cfg->data));
     unsigned long *rs_snap = NULL, *cv_snap = NULL;
     size_t *rs_dead = NULL;
     gsl_matrix_float *rs_x = NULL;
     double *rs_loss = NULL;
     gsl_rng *r_res = NULL;
-    res->n_curve = 0;
-    res->curve_step = NULL;
-    memset(res->curve, 0, sizeof res->curve);
     int rc = -1;
-    if (!r_truth || !r_stream || !r_init || !r_eval || !x || !f || !xh || !acc || !codes) {
+    if (!r_truth || !r_stream || !r_init || !r_eval || !x || !f || !xh || !codes) {
         sp_err_set(err, "out of memory (run with %zu latents)", m);
         goto out;
     }
@@ -352,40 +358,58 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
     }
     res->metric[M_STEPS] = (double)step;
     if (!res->diverged) {
-        double l0_true = 0;
-        sp_gen_use_split(gen, SP_SPLIT_EVAL);
-        /* evaluation window: fresh samples, the same for every run */
-        for (long done = 0; done < cfg->eval_samples; done += (long)B) {
-            size_t nb = (size_t)(cfg->eval_samples - done < (long)B ? cfg->eval_samples - done : (long)B);
-            gsl_matrix_float_view xv = gsl_matrix_float_submatrix(x, 0, 0, nb, d);
-            gsl_matrix_float_view fv = gsl_matrix_float_submatrix(f, 0, 0, nb, m);
-            gsl_matrix_float_view hv = gsl_matrix_float_submatrix(xh, 0, 0, nb, d);
-            sp_gen_batch(gen, r_eval, nb, codes, &xv.matrix);
-            l0_true += (double)codes->nnz;
-            L->ops->encode(L, &xv.matrix, &fv.matrix);
-            L->ops->decode(L, &fv.matrix, &hv.matrix);
-            sp_recon_acc_add(acc, &xv.matrix, &hv.matrix, &fv.matrix);
+        static const sp_ito_slots slots = {M_DEAD, M_L0,  M_MSE, M_FVE,    M_PRECISION,
+                                           M_RECALL, M_F1, M_GAP, M_LAMBDA, M_L0_TRUE};
+        double *mt[SP_MAX_EVALS];
+        if (n_eval > SP_MAX_EVALS) {
+            sp_err_set(err, "internal: at most %d evaluations per run", SP_MAX_EVALS);
+            goto out;
         }
-        sp_recon_stats st;
-        sp_recon_acc_finish(acc, &st);
+        for (size_t r = 0; r < n_eval; r++)
+            mt[r] = results[r].metric;
+        /* fitting inputs continue the training stream; the evaluation
+         * window is the same for every run */
+        if (sp_ito_eval(cfgs, n_eval, L, gen, r_stream, r_eval, &slots, mt, err) != 0)
+            goto out;
         res->metric[M_MMCS] = sp_metric_mmcs(sp_gen_truth(gen), L->decoder, NULL);
         res->metric[M_MMCS_REV] = sp_metric_mmcs(L->decoder, sp_gen_truth(gen), NULL);
-        res->metric[M_DEAD] = (double)st.dead;
-        res->metric[M_L0] = st.l0;
-        res->metric[M_MSE] = st.mse;
-        res->metric[M_FVE] = st.fve;
         res->metric[M_LOSS] = tail_loss / (double)tail;
-        res->metric[M_L0_TRUE] = l0_true / (double)cfg->eval_samples;
         res->metric[M_MAX_COS] = sp_geom_max_cos(sp_gen_truth(gen));
         res->metric[M_RESAMPLED] = resampled;
         if (artifact_dir && save_artifacts(artifact_dir, L, gen, err) != 0)
             goto out;
     }
     res->metric[M_WALL] = sp_now() - t0;
+    /* what the runs share: training, decoder metrics and curves */
+    for (size_t r = 1; r < n_eval; r++) {
+        sp_run_result *o = &results[r];
+        o->diverged = res->diverged;
+        const int shared[] = {M_MMCS, M_MMCS_REV, M_LOSS, M_STEPS, M_WALL, M_MAX_COS, M_DSTAR,
+                              M_RESAMPLED};
+        for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
+            o->metric[shared[i]] = res->metric[shared[i]];
+        if (res->n_curve > 0) {
+            size_t bytes = res->n_curve * sizeof(double);
+            if (!(o->curve_step = malloc(res->n_curve * sizeof *o->curve_step))) {
+                sp_err_set(err, "out of memory");
+                goto out;
+            }
+            memcpy(o->curve_step, res->curve_step, res->n_curve * sizeof *o->curve_step);
+            o->n_curve = res->n_curve;
+            for (int c = 0; c < SP_N_CURVES; c++) {
+                if (!(o->curve[c] = malloc(bytes))) {
+                    sp_err_set(err, "out of memory");
+                    goto out;
+                }
+                memcpy(o->curve[c], res->curve[c], bytes);
+            }
+        }
+    }
     rc = 0;
 out:
     if (rc != 0)
-        sp_run_result_free(res);
+        for (size_t r = 0; r < n_eval; r++)
+            sp_run_result_free(&results[r]);
     gsl_rng_free(r_res);
     free(rs_loss);
     gsl_matrix_float_free(rs_x);
@@ -395,7 +419,6 @@ out:
     sp_optim_free(opt);
     sp_learner_free(L);
     sp_gen_free(gen);
-    sp_recon_acc_free(acc);
     sp_codes_free(codes);
     gsl_matrix_float_free(xh);
     gsl_matrix_float_free(f);
@@ -405,6 +428,13 @@ out:
     gsl_rng_free(r_stream);
     gsl_rng_free(r_truth);
     return rc;
+}
+
+int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn progress,
+                 void *user, sp_run_result *res, sp_err *err)
+{
+    const sp_run_cfg *one[1] = {cfg};
+    return sp_run_train_multi(one, 1, artifact_dir, progress, user, res, err);
 }
 
 /* Writes split `sp` (or n fresh samples of the stream) as X and dense codes. */
@@ -511,7 +541,7 @@ int sp_run_store(const char *db_path, const char *experiment, const sp_run_cfg *
     sp_kv *params = calloc(n_opts, sizeof *params);
     char(*vals)[128] = calloc(n_opts, sizeof *vals);
     char(*names)[80] = calloc(n_opts, sizeof *names);
-    sp_metric metrics[16];
+    sp_metric metrics[SP_MAX_METRICS];
     int rc = -1;
     if (!config || !params || !vals || !names) {
         sp_err_set(err, "out of memory");
@@ -569,15 +599,16 @@ void sp_sweep_out_dir(const sp_experiment *ex, const char *out_dir, char *buf, s
 /* ---- sweep ---------------------------------------------------------- */
 
 typedef struct {
-    size_t index;       /* run index in the experiment */
-    char key[17];
+    size_t *index;      /* run indices in the experiment: runs that share one training */
+    char (*key)[17];    /* their keys */
+    size_t n;           /* runs in the group */
     double cost;
     pid_t pid;
     int fd;             /* pipe from the worker */
-    char buf[2048];
+    char buf[4096];
     size_t blen;
     long step, steps;
-    char result[600];   /* "ok mmcs=..." from the worker */
+    size_t reported;    /* runs the worker reported */
     char error[1100];
     int state;          /* 0 pending, 1 running, 2 done, 3 failed */
 } job;
@@ -606,20 +637,51 @@ static void write_all(int fd, const char *s)
     }
 }
 
-/* The worker process: never returns. */
+/* The worker process: trains the group's model once, scores every run of
+ * the group, stores each, reports "R <i> ..." per run. Never returns. */
 static void worker(const sp_experiment *ex, job *jb, const char *out, int fd)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     openblas_set_num_threads(1);
-    sp_run_cfg cfg;
     sp_err err;
     char art[1200], db[1100], msg[1400];
-    snprintf(art, sizeof art, "%s/artifacts/%s", out, jb->key);
+    snprintf(art, sizeof art, "%s/artifacts/%s", out, jb->key[0]);
     snprintf(db, sizeof db, "%s/results.db", out);
-    sp_run_result res;
-    if (sp_experiment_run_cfg(ex, jb->index, &cfg, NULL, &err) != 0 ||
-        sp_run_train(&cfg, art, worker_progress, &fd, &res, &err) != 0 ||
-        sp_run_store(db, ex->name, &cfg, &res, &err) != 0) {
+    sp_run_cfg *cfgs = malloc(jb->n * sizeof *cfgs);
+    const sp_run_cfg **ptrs = malloc(jb->n * sizeof *ptrs);
+    sp_run_result *res = calloc(jb->n, sizeof *res);
+    int ok = cfgs && ptrs && res;
+    if (!ok)
+        sp_err_set(&err, "out of memory");
+    for (size_t r = 0; r < jb->n && ok; r++) {
+        ok = sp_experiment_run_cfg(ex, jb->index[r], &cfgs[r], NULL, &err) == 0;
+        ptrs[r] = &cfgs[r];
+    }
+    ok = ok && sp_run_train_multi(ptrs, jb->n, art, worker_progress, &fd, res, &err) == 0;
+    for (size_t r = 0; r < jb->n && ok; r++) {
+        if (r > 0 && !res[r].diverged) {
+            /* the runs of a group share the training's artifacts */
+            char link[1200];
+            snprintf(link, sizeof link, "%s/artifacts/%s", out, jb->key[r]);
+            unlink(link);
+            if (symlink(jb->key[0], link) != 0 && errno != EEXIST) {
+                sp_err_set(&err, "cannot link %s: %s", link, strerror(errno));
+                ok = 0;
+                break;
+            }
+        }
+        if (sp_run_store(db, ex->name, &cfgs[r], &res[r], &err) != 0) {
+            ok = 0;
+            break;
+        }
+        snprintf(msg, sizeof msg,
+                 "R %zu status=%s mmcs=%.4f dead=%.0f l0=%.2f mse=%.3g f1=%.3f wall_s=%.1f\n", r,
+                 res[r].diverged ? "diverged" : "ok", res[r].metric[M_MMCS],
+                 res[r].metric[M_DEAD], res[r].metric[M_L0], res[r].metric[M_MSE],
+                 res[r].metric[M_F1], res[r].metric[M_WALL]);
+        write_all(fd, msg);
+    }
+    if (!ok) {
         for (char *c = err.msg; *c; c++)
             if (*c == '\n')
                 *c = ' ';
@@ -627,11 +689,6 @@ static void worker(const sp_experiment *ex, job *jb, const char *out, int fd)
         write_all(fd, msg);
         _exit(1);
     }
-    snprintf(msg, sizeof msg, "R status=%s mmcs=%.4f dead=%.0f l0=%.2f mse=%.3g wall_s=%.1f\n",
-             res.diverged ? "diverged" : "ok", res.metric[M_MMCS], res.metric[M_DEAD],
-             res.metric[M_L0], res.metric[M_MSE], res.metric[M_WALL]);
-    sp_run_result_free(&res);
-    write_all(fd, msg);
     _exit(0);
 }
 
@@ -664,39 +721,6 @@ static int spawn(const sp_experiment *ex, job *jb, const char *out, sp_err *err)
     return 0;
 }
 
-static void handle_line(job *jb, const char *line)
-{
-    if (line[0] == 'P')
-        sscanf(line + 2, "%ld %ld", &jb->step, &jb->steps);
-    else if (line[0] == 'R')
-        snprintf(jb->result, sizeof jb->result, "%s", line + 2);
-    else if (line[0] == 'E')
-        snprintf(jb->error, sizeof jb->error, "%s", line + 2);
-}
-
-/* Reads what the worker wrote; returns 1 at end of file. */
-static int pump(job *jb)
-{
-    ssize_t n = read(jb->fd, jb->buf + jb->blen, sizeof jb->buf - 1 - jb->blen);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN))
-        return 0;
-    if (n <= 0)
-        return 1;
-    jb->blen += (size_t)n;
-    jb->buf[jb->blen] = '\0';
-    char *start = jb->buf, *nl;
-    while ((nl = strchr(start, '\n'))) {
-        *nl = '\0';
-        handle_line(jb, start);
-        start = nl + 1;
-    }
-    jb->blen = strlen(start);
-    memmove(jb->buf, start, jb->blen + 1);
-    if (jb->blen == sizeof jb->buf - 1)
-        jb->blen = 0; /* an overlong line: drop it */
-    return 0;
-}
-
 static void describe_point(const sp_experiment *ex, size_t index, char *buf, size_t len)
 {
     sp_run_cfg cfg;
@@ -718,7 +742,158 @@ static int cmp_cost_desc(const void *a, const void *b)
     const job *x = a, *y = b;
     if (x->cost != y->cost)
         return x->cost < y->cost ? 1 : -1;
-    return x->index < y->index ? -1 : (x->index > y->index);
+    return x->index[0] < y->index[0] ? -1 : (x->index[0] > y->index[0]);
+}
+
+/* Approximate extra work of scoring one run beyond the training's own
+ * evaluation (for progress estimates only). */
+static double eval_cost(const sp_run_cfg *cfg)
+{
+    double m = (double)sp_config_latents(cfg), d = cfg->data.d;
+    const char *meth = cfg->solve.method;
+    double factor = !strcmp(meth, "encoder") || !strncmp(meth, "scale", 5) ? 1
+                  : !strcmp(meth, "ista") || !strcmp(meth, "fista") ? 100 : 10;
+    return 2.0 * m * d * factor * (double)cfg->eval_samples;
+}
+
+typedef struct {
+    const sp_experiment *ex;
+    const sp_sweep_opts *o;
+    size_t n_todo, done, failed, diverged;
+    double work_total, work_done, t0;
+} sweep_state;
+
+/* One finished run reported by a worker: print its line. */
+static void report_run(sweep_state *sw, job *jb, size_t r, const char *text)
+{
+    char where[400];
+    describe_point(sw->ex, jb->index[r], where, sizeof where);
+    sw->done++;
+    if (strstr(text, "status=diverged"))
+        sw->diverged++;
+    if (sw->o->tty)
+        printf("\r\033[K");
+    printf("run %zu/%zu %s key=%s %s\n", sw->done, sw->n_todo, where, jb->key[r], text);
+    fflush(stdout);
+}
+
+static void handle_line(sweep_state *sw, job *jb, const char *line)
+{
+    if (line[0] == 'P') {
+        sscanf(line + 2, "%ld %ld", &jb->step, &jb->steps);
+    } else if (line[0] == 'R') {
+        char *end;
+        unsigned long r = strtoul(line + 2, &end, 10);
+        if (r < jb->n && *end == ' ') {
+            report_run(sw, jb, r, end + 1);
+            jb->reported++;
+        }
+    } else if (line[0] == 'E') {
+        snprintf(jb->error, sizeof jb->error, "%s", line + 2);
+    }
+}
+
+/* Reads what the worker wrote; returns 1 at end of file. */
+static int pump(sweep_state *sw, job *jb)
+{
+    ssize_t n = read(jb->fd, jb->buf + jb->blen, sizeof jb->buf - 1 - jb->blen);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (n <= 0)
+        return 1;
+    jb->blen += (size_t)n;
+    jb->buf[jb->blen] = '\0';
+    char *start = jb->buf, *nl;
+    while ((nl = strchr(start, '\n'))) {
+        *nl = '\0';
+        handle_line(sw, jb, start);
+        start = nl + 1;
+    }
+    jb->blen = strlen(start);
+    memmove(jb->buf, start, jb->blen + 1);
+    if (jb->blen == sizeof jb->buf - 1)
+        jb->blen = 0; /* an overlong line: drop it */
+    return 0;
+}
+
+static void free_jobs(job *jobs, size_t n)
+{
+    for (size_t i = 0; jobs && i < n; i++) {
+        free(jobs[i].index);
+        free(jobs[i].key);
+    }
+    free(jobs);
+}
+
+/* Groups the runs that the store does not hold by their training key:
+ * each group is one job (one training, several scorings). */
+static int plan_jobs(const sp_experiment *ex, sp_store *st, job **out_jobs, size_t *n_jobs,
+                     size_t *n_todo, size_t *n_stored, double *work_total, sp_err *err)
+{
+    size_t total = sp_experiment_n_runs(ex);
+    job *jobs = calloc(total ? total : 1, sizeof *jobs);
+    char(*tkey)[17] = calloc(total ? total : 1, sizeof *tkey);
+    size_t nj = 0;
+    *n_todo = *n_stored = 0;
+    *work_total = 0;
+    if (!jobs || !tkey) {
+        free(jobs);
+        free(tkey);
+        return sp_err_set(err, "out of memory");
+    }
+    for (size_t i = 0; i < total; i++) {
+        sp_run_cfg cfg;
+        char key[17], tk[17];
+        if (sp_experiment_run_cfg(ex, i, &cfg, NULL, err) != 0)
+            goto fail;
+        sp_config_key(&cfg, key);
+        int has = sp_store_has_run(st, key, err);
+        if (has < 0)
+            goto fail;
+        if (has) {
+            (*n_stored)++;
+            continue;
+        }
+        sp_config_training_key(&cfg, tk);
+        size_t j;
+        for (j = 0; j < nj && (strcmp(tkey[j], tk) != 0 || jobs[j].n >= SP_MAX_EVALS); j++)
+            ;
+        job *jb = &jobs[j];
+        if (j == nj) {
+            nj++;
+            memcpy(tkey[j], tk, sizeof tk);
+            jb->fd = -1;
+            jb->cost = sp_config_cost(&cfg);
+            *work_total += jb->cost;
+        } else {
+            double c = eval_cost(&cfg);
+            jb->cost += c;
+            *work_total += c;
+        }
+        size_t *ni = realloc(jb->index, (jb->n + 1) * sizeof *ni);
+        char(*nk)[17] = ni ? realloc(jb->key, (jb->n + 1) * sizeof *nk) : NULL;
+        if (ni)
+            jb->index = ni;
+        if (nk)
+            jb->key = nk;
+        if (!ni || !nk) {
+            sp_err_set(err, "out of memory");
+            goto fail;
+        }
+        jb->index[jb->n] = i;
+        memcpy(jb->key[jb->n], key, sizeof key);
+        jb->n++;
+        (*n_todo)++;
+    }
+    free(tkey);
+    qsort(jobs, nj, sizeof *jobs, cmp_cost_desc);
+    *out_jobs = jobs;
+    *n_jobs = nj;
+    return 0;
+fail:
+    free(tkey);
+    free_jobs(jobs, nj);
+    return -1;
 }
 
 int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
@@ -734,47 +909,20 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     sp_store *st = sp_store_open(db, err);
     if (!st)
         return -1;
-    size_t total = sp_experiment_n_runs(ex);
-    job *jobs = calloc(total, sizeof *jobs);
-    if (!jobs) {
-        sp_store_close(st);
-        return sp_err_set(err, "out of memory");
-    }
-    size_t n_todo = 0, n_stored = 0;
+    size_t total = sp_experiment_n_runs(ex), n_jobs = 0, n_todo = 0, n_stored = 0;
     double work_total = 0;
-    for (size_t i = 0; i < total; i++) {
-        sp_run_cfg cfg;
-        if (sp_experiment_run_cfg(ex, i, &cfg, NULL, err) != 0) {
-            free(jobs);
-            sp_store_close(st);
-            return -1;
-        }
-        char key[17];
-        sp_config_key(&cfg, key);
-        int has = sp_store_has_run(st, key, err);
-        if (has < 0) {
-            free(jobs);
-            sp_store_close(st);
-            return -1;
-        }
-        if (has) {
-            n_stored++;
-            continue;
-        }
-        job *jb = &jobs[n_todo++];
-        jb->index = i;
-        memcpy(jb->key, key, sizeof key);
-        jb->cost = sp_config_cost(&cfg);
-        jb->fd = -1;
-        work_total += jb->cost;
-    }
+    job *jobs = NULL;
+    int planned = plan_jobs(ex, st, &jobs, &n_jobs, &n_todo, &n_stored, &work_total, err);
     sp_store_close(st); /* workers open their own connections */
-    qsort(jobs, n_todo, sizeof *jobs, cmp_cost_desc);
+    if (planned != 0)
+        return -1;
 
     int jobs_max = o->jobs < 1 ? 1 : o->jobs;
-    printf("%s%s%s: %zu runs, %zu already stored, %zu to run with %d worker%s -> %s\n",
-           ex->name, ex->preset[0] ? " --preset " : "", ex->preset, total, n_stored, n_todo,
-           jobs_max, jobs_max == 1 ? "" : "s", out);
+    printf("%s%s%s: %zu runs, %zu already stored, %zu to run", ex->name,
+           ex->preset[0] ? " --preset " : "", ex->preset, total, n_stored, n_todo);
+    if (n_jobs != n_todo)
+        printf(" (%zu trainings, each scored several ways)", n_jobs);
+    printf(" with %d worker%s -> %s\n", jobs_max, jobs_max == 1 ? "" : "s", out);
     fflush(stdout);
 
     struct sigaction sa = {0}, old_int, old_term, old_hup;
@@ -785,12 +933,13 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     sigaction(SIGHUP, &sa, &old_hup);
     interrupted = 0;
 
-    double t0 = sp_now(), last_draw = 0, last_log = t0;
-    size_t next = 0, running = 0, done = 0, failed = 0, diverged = 0;
-    double work_done = 0;
+    sweep_state sw = {.ex = ex, .o = o, .n_todo = n_todo, .work_total = work_total,
+                      .t0 = sp_now()};
+    double t0 = sw.t0, last_draw = 0, last_log = t0;
+    size_t next = 0, running = 0;
     int rc = 0;
-    while ((next < n_todo || running > 0) && !interrupted) {
-        while (running < (size_t)jobs_max && next < n_todo && !interrupted) {
+    while ((next < n_jobs || running > 0) && !interrupted) {
+        while (running < (size_t)jobs_max && next < n_jobs && !interrupted) {
             if (spawn(ex, &jobs[next], out, err) != 0) {
                 rc = -1;
                 break;
@@ -817,41 +966,38 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
             if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             job *jb = pj[k];
-            if (!pump(jb))
+            if (!pump(&sw, jb))
                 continue;
             close(jb->fd);
             jb->fd = -1;
             int status = 0;
             waitpid(jb->pid, &status, 0);
             running--;
-            done++;
-            work_done += jb->cost;
-            char where[400];
-            describe_point(ex, jb->index, where, sizeof where);
-            int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && jb->result[0];
+            sw.work_done += jb->cost;
+            int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && jb->reported == jb->n;
             jb->state = ok ? 2 : 3;
             if (!ok) {
-                failed++;
                 if (!jb->error[0])
                     snprintf(jb->error, sizeof jb->error, "worker %s (signal %d)",
                              WIFSIGNALED(status) ? "was killed" : "failed",
                              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-            } else if (strstr(jb->result, "status=diverged")) {
-                diverged++;
+                for (size_t r = jb->reported; r < jb->n; r++) {
+                    char where[400];
+                    describe_point(ex, jb->index[r], where, sizeof where);
+                    sw.done++;
+                    sw.failed++;
+                    if (o->tty)
+                        printf("\r\033[K");
+                    printf("run %zu/%zu %s key=%s FAILED: %s\n", sw.done, n_todo, where,
+                           jb->key[r], jb->error);
+                }
             }
             double el = sp_now() - t0;
-            double rate = work_done > 0 ? work_done / el : 0;
-            double eta = rate > 0 ? (work_total - work_done) / rate : NAN;
-            if (o->tty)
-                printf("\r\033[K");
-            if (ok)
-                printf("run %zu/%zu %s key=%s %s\n", done, n_todo, where, jb->key, jb->result);
-            else
-                printf("run %zu/%zu %s key=%s FAILED: %s\n", done, n_todo, where, jb->key,
-                       jb->error);
+            double rate = sw.work_done > 0 ? sw.work_done / el : 0;
+            double eta = rate > 0 ? (work_total - sw.work_done) / rate : NAN;
             if (!o->tty)
-                printf("progress done=%zu/%zu work=%.1f%% elapsed_s=%.0f eta_s=%.0f\n", done,
-                       n_todo, 100.0 * work_done / (work_total > 0 ? work_total : 1), el, eta);
+                printf("progress done=%zu/%zu work=%.1f%% elapsed_s=%.0f eta_s=%.0f\n", sw.done,
+                       n_todo, 100.0 * sw.work_done / (work_total > 0 ? work_total : 1), el, eta);
             fflush(stdout);
         }
         double now = sp_now();
@@ -859,7 +1005,7 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
         for (size_t i = 0; i < next; i++)
             if (jobs[i].state == 1 && jobs[i].steps > 0)
                 partial += jobs[i].cost * (double)jobs[i].step / (double)jobs[i].steps;
-        double el = now - t0, wd = work_done + partial;
+        double el = now - t0, wd = sw.work_done + partial;
         double eta = wd > 0 && el > 1 ? (work_total - wd) / (wd / el) : NAN;
         char el_s[32], eta_s[32];
         sp_fmt_duration(el, el_s, sizeof el_s);
@@ -867,13 +1013,13 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
         if (o->tty && now - last_draw > 0.2) {
             printf("\r\033[K[%s] %zu/%zu runs done, %zu running | %.2f%% of work | elapsed %s | "
                    "ETA %s",
-                   ex->name, done, n_todo, running, 100.0 * wd / (work_total > 0 ? work_total : 1),
-                   el_s, eta_s);
+                   ex->name, sw.done, n_todo, running,
+                   100.0 * wd / (work_total > 0 ? work_total : 1), el_s, eta_s);
             fflush(stdout);
             last_draw = now;
         } else if (!o->tty && now - last_log > 30) {
             printf("progress done=%zu/%zu running=%zu work=%.1f%% elapsed_s=%.0f eta_s=%.0f\n",
-                   done, n_todo, running, 100.0 * wd / (work_total > 0 ? work_total : 1), el,
+                   sw.done, n_todo, running, 100.0 * wd / (work_total > 0 ? work_total : 1), el,
                    eta);
             fflush(stdout);
             last_log = now;
@@ -894,9 +1040,11 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
         printf("\r\033[K");
     char el_s[32];
     sp_fmt_duration(sp_now() - t0, el_s, sizeof el_s);
+    size_t failed = sw.failed;
     printf("%s: %zu of %zu runs finished in %s (%zu diverged, %zu failed); %zu stored in %s\n",
-           ex->name, done - failed, n_todo, el_s, diverged, failed, n_stored + done - failed, db);
-    free(jobs);
+           ex->name, sw.done - failed, n_todo, el_s, sw.diverged, failed,
+           n_stored + sw.done - failed, db);
+    free_jobs(jobs, n_jobs);
     if (interrupted) {
         printf("interrupted: every finished run is stored; rerun the same command to resume\n");
         return 130;

@@ -30,6 +30,7 @@ int main(int argc, char **argv)
         make_dict_suite,
         make_metrics_suite,
         make_runner_suite,
+        make_ito_suite,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -142,6 +142,73 @@ START_TEST(test_recon_by_hand)
 }
 END_TEST
 
+/* Best match by hand: truth e1, e2, e3 in 3-D; latent rows
+ *   (1, 0.1, 0) -> e1, (0, -1, 0) -> cos -1 with e2, 0 with e1 and e3:
+ *   the largest is 0, first at e1 (ties to the lower index),
+ *   (0.6, 0, 0.8) -> e3 (cos 0.8), (0, 0, 0) -> e1 with cos 0. */
+START_TEST(test_best_match_by_hand)
+{
+    float ts[] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    float ds[] = {1, 0.1f, 0, 0, -1, 0, 0.6f, 0, 0.8f, 0, 0, 0};
+    gsl_matrix_float_view t = gsl_matrix_float_view_array(ts, 3, 3);
+    gsl_matrix_float_view dv = gsl_matrix_float_view_array(ds, 4, 3);
+    size_t match[4];
+    double cs[4];
+    ck_assert_int_eq(sp_metric_best_match(&dv.matrix, &t.matrix, match, cs), 0);
+    ck_assert_uint_eq(match[0], 0);
+    ck_assert_double_eq_tol(cs[0], 1 / sqrt(1.01), 1e-6);
+    ck_assert_uint_eq(match[1], 0);
+    ck_assert_double_eq_tol(cs[1], 0, 1e-7);
+    ck_assert_uint_eq(match[2], 2);
+    ck_assert_double_eq_tol(cs[2], 0.8, 1e-6);
+    ck_assert_uint_eq(match[3], 0);
+    ck_assert_double_eq(cs[3], 0);
+    gsl_matrix_float_view bad = gsl_matrix_float_view_array(ds, 6, 2);
+    ck_assert_int_eq(sp_metric_best_match(&bad.matrix, &t.matrix, match, NULL), -1);
+}
+END_TEST
+
+/* Support precision and recall by hand. Four latents standing for truth
+ * features 0, 1, 1, 2 (latents 1 and 2 split feature 1). Samples:
+ *   true {0, 1}, codes on latents {0, 1, 2}: 3 active, all hits; features
+ *     0 and 1 covered (1 once, though two latents stand for it)
+ *   true {2},    codes on latents {0}:       1 active, a miss; 2 uncovered
+ *   true {},     codes on latents {3}:       1 active, a miss
+ *   true {1, 2}, codes none
+ * precision = 3 / 5, recall = 2 / 5 (covered 0, 1 of 5 true), F1 = 12/25 / 1 = 0.48. */
+START_TEST(test_support_by_hand)
+{
+    size_t match[] = {0, 1, 1, 2};
+    float fs[] = {0.5f, 1, 2, 0, /**/ 3, 0, 0, 0, /**/ 0, 0, 0, -1, /**/ 0, 0, 0, 0};
+    size_t row[] = {0, 2, 3, 3, 5};
+    uint32_t idx[] = {0, 1, 2, 1, 2};
+    gsl_matrix_float_view f = gsl_matrix_float_view_array(fs, 4, 4);
+    sp_support_acc *a = sp_support_acc_alloc(match, 4, 3);
+    /* in two pieces, with the compressed rows of each piece */
+    gsl_matrix_float_view f1 = gsl_matrix_float_submatrix(&f.matrix, 0, 0, 1, 4);
+    gsl_matrix_float_view f2 = gsl_matrix_float_submatrix(&f.matrix, 1, 0, 3, 4);
+    size_t row2[] = {0, 1, 1, 3};
+    uint32_t idx2[] = {2, 1, 2};
+    sp_support_acc_add(a, &f1.matrix, row, idx);
+    sp_support_acc_add(a, &f2.matrix, row2, idx2);
+    double p, r, f1s;
+    sp_support_acc_finish(a, &p, &r, &f1s);
+    ck_assert_double_eq_tol(p, 0.6, 1e-12);
+    ck_assert_double_eq_tol(r, 0.4, 1e-12);
+    ck_assert_double_eq_tol(f1s, 2 * 0.6 * 0.4 / 1.0, 1e-12);
+    sp_support_acc_free(a);
+    /* nothing active at all: precision undefined, recall 0 */
+    a = sp_support_acc_alloc(match, 4, 3);
+    float zs[16] = {0};
+    gsl_matrix_float_view z = gsl_matrix_float_view_array(zs, 4, 4);
+    sp_support_acc_add(a, &z.matrix, row, idx);
+    sp_support_acc_finish(a, &p, &r, &f1s);
+    ck_assert(isnan(p));
+    ck_assert_double_eq(r, 0);
+    sp_support_acc_free(a);
+}
+END_TEST
+
 Suite *make_metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -150,6 +217,8 @@ Suite *make_metrics_suite(void)
     tcase_add_test(tc, test_mmcs_by_hand);
     tcase_add_test(tc, test_mmcs_against_direct);
     tcase_add_test(tc, test_recon_by_hand);
+    tcase_add_test(tc, test_best_match_by_hand);
+    tcase_add_test(tc, test_support_by_hand);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -21,6 +21,7 @@ Suite *make_gated_suite(void);
 Suite *make_stacked_suite(void);
 Suite *make_solve_suite(void);
 Suite *make_dict_suite(void);
+Suite *make_ito_suite(void);
 Suite *make_metrics_suite(void);
 Suite *make_runner_suite(void);
 

@@ -91,6 +91,11 @@ void sp_config_format(const sp_run_cfg *cfg, const sp_opt *opt, char *buf, size_
 char *sp_config_canonical(const sp_run_cfg *cfg);
 /* The run key: 16 lower-case hex digits of the hash of the canonical text. */
 void sp_config_key(const sp_run_cfg *cfg, char key[17]);
+/* The key of the run's training: the run key with every [solve] option at
+ * its default (runs with the same training key train the same model). */
+void sp_config_training_key(const sp_run_cfg *cfg, char key[17]);
+/* 1 if a and b differ at most in [solve]. */
+int sp_config_same_training(const sp_run_cfg *a, const sp_run_cfg *b);
 /* Lists allowed keys of a section, comma separated, into buf. */
 void sp_config_keys_of(const char *section, char *buf, size_t len);
 /* Number of latents of this configuration. */

@@ -30,6 +30,8 @@
  *                    mmcs) against the step, one curve per value of series
  *                    (a sweep axis, or two joined by a comma)
  *                  kind = rates: expected and measured firing rate per feature
+ *                  where = AXIS = VALUE[, AXIS = VALUE ...] (any kind): draw
+ *                    only the runs at these values of these axes
  *                  kind = cofiring: P(j active | i active) between features
  *   [preset.NAME]  section.key = value, or sweep.section.key = list: overrides
  *                  applied when `--preset NAME` is chosen.
@@ -89,6 +91,9 @@ typedef struct {
     char title[160];
     char format[16];  /* cell label format, e.g. "%.2f" */
     double cap, zmin, zmax; /* NaN when not set */
+    size_t n_where;         /* conditions "axis = value": only runs meeting all are drawn */
+    int where_axis[4];
+    size_t where_value[4];  /* index into that axis's values */
     int line;
 } sp_figspec;
 

@@ -7,15 +7,25 @@
  *                 better); swapped: how many learned atoms are real.
  *   dead          latents that never fired (f > 0) over the evaluation
  *                 window (lower is better)
- *   l0            mean number of active latents per sample
+ *   l0            mean number of active (nonzero) latents per sample
  *   mse           sum_b ||x_hat_b - x_b||^2 / (N d)  (lower is better)
  *   fve           1 - SSE / SST, SST = sum_b ||x_b - mean(x)||^2 over the
  *                 window: fraction of variance explained (higher is better)
+ *   precision     support precision: of the active (nonzero) codes, the
+ *                 fraction whose latent's best-matched truth feature is
+ *                 active on that sample (higher is better)
+ *   recall        support recall: of the truly active features, the
+ *                 fraction with at least one active latent matched to them
+ *   f1            2 P R / (P + R)
+ * A latent's match is the truth feature whose direction has the largest
+ * cosine with its decoder row (many latents may share one feature; the
+ * one-to-one Hungarian matching is MCC's).
  */
 #ifndef SUPERPOSE_METRICS_H
 #define SUPERPOSE_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <gsl/gsl_matrix_float.h>
 
 /* Mean over the rows of a of the maximum cosine similarity with any row of
@@ -49,5 +59,32 @@ typedef struct {
 } sp_recon_stats;
 
 void sp_recon_acc_finish(const sp_recon_acc *a, sp_recon_stats *out);
+
+/* For each row i of dec (m x d), the row of truth (n x d) with the largest
+ * cosine (ties to the lower index) into match[i], and that cosine into
+ * cos[i] if not NULL. Zero rows match row 0 with cosine 0. 0, or -1 when
+ * the widths differ, a matrix is empty or memory runs out. */
+int sp_metric_best_match(const gsl_matrix_float *dec, const gsl_matrix_float *truth,
+                         size_t *match, double *cos);
+
+/* Accumulates support precision and recall (see above) over batches. */
+typedef struct {
+    size_t m, n_truth;
+    const size_t *match;  /* (m), referenced */
+    double active, hit;   /* active codes; those whose match is truly active */
+    double truth_on, covered; /* truly active features; those covered */
+    size_t *stamp, *cover;    /* (n_truth) scratch: sample stamps */
+    size_t sample;
+} sp_support_acc;
+
+sp_support_acc *sp_support_acc_alloc(const size_t *match, size_t m, size_t n_truth);
+void sp_support_acc_free(sp_support_acc *a);
+/* f: (B, m) codes (nonzero = active); the true supports of the B samples
+ * in compressed rows: sample b's features are idx[row[b] .. row[b+1]). */
+void sp_support_acc_add(sp_support_acc *a, const gsl_matrix_float *f, const size_t *row,
+                        const uint32_t *idx);
+/* NaN for a ratio with a zero denominator. */
+void sp_support_acc_finish(const sp_support_acc *a, double *precision, double *recall,
+                           double *f1);
 
 #endif

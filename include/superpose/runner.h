@@ -17,9 +17,13 @@
 enum { SP_CURVE_LOSS, SP_CURVE_L0, SP_CURVE_DEAD, SP_CURVE_MMCS, SP_N_CURVES };
 extern const char *const sp_curve_names[SP_N_CURVES];
 
+#define SP_MAX_METRICS 24
+/* Most runs that sp_run_train_multi scores from one training. */
+#define SP_MAX_EVALS 256
+
 typedef struct {
     int diverged;        /* the loss became NaN or Inf */
-    double metric[16];   /* in the order of sp_run_metric_names */
+    double metric[SP_MAX_METRICS]; /* in the order of sp_run_metric_names */
     size_t n_curve;      /* points of the training curves */
     long *curve_step;    /* (n_curve), heap; NULL without curves */
     double *curve[SP_N_CURVES]; /* (n_curve) each */
@@ -37,6 +41,11 @@ typedef void (*sp_progress_fn)(void *user, long step, long steps, double loss);
  * res->diverged) or -1 with err. */
 int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn progress,
                  void *user, sp_run_result *res, sp_err *err);
+/* Trains once for n runs that differ only in [solve] (see
+ * sp_config_same_training) and scores each (ito.h) into res[0..n), in one
+ * pass over the evaluation window. Artifacts are those of the training. */
+int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n, const char *artifact_dir,
+                       sp_progress_fn progress, void *user, sp_run_result *res, sp_err *err);
 
 /* Writes a dataset of the run's data section into dir: truth.npy
  * (n_truth x d), rates.npy (expected firing rate per truth row, when the

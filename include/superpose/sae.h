@@ -27,11 +27,15 @@
  *              and updates the dictionary: MOD (Engan et al. 1999; D =
  *              (A + eps I)^-1 Bm, rows renormalised) or one online block-
  *              coordinate sweep (Mairal et al. 2009, Alg. 2); atoms unused
- *              over the statistics are reinitialised to badly reconstructed
+ *              over the statistics, and the less used of two near-duplicate
+ *              atoms (cos > 0.97), are reinitialised to badly reconstructed
  *              inputs. Codes at inference: the same coder.
- *   rica       reconstruction ICA (Le et al. 2011, dict.c): codes f = W x,
- *              loss ||W^T W x - x||^2 / d + coef sum_i log cosh(f_i), mean
- *              over the batch, trained by the optimizer; no norm constraint
+ *   rica       reconstruction ICA (Le et al. 2011, dict.c): f = W x, loss
+ *              ||W^T W x - x||^2 / d + coef sum_i log cosh(f_i), mean over
+ *              the batch, trained by the optimizer; no norm constraint. The
+ *              loss is blind to the sign of each row, so codes and decoder
+ *              rows are reported as s_i f_i and s_i w_i, s_i the sign of
+ *              latent i's running mean code
  *   pca        the dense baseline (dict.c): the top min(m, d) principal
  *              directions of the training stream (further rows 0), codes
  *              f = (x - mean) U^T

@@ -16,6 +16,7 @@
 #include "superpose/store.h"
 
 int sp_cli_bench(int argc, char **argv);
+int sp_cli_encode(int argc, char **argv);
 
 static const char *usage_main =
     "superpose: toy-model experiments on superposition and feature recovery\n"
@@ -28,6 +29,7 @@ static const char *usage_main =
     "  gen FILE.ini      write an experiment's data (inputs, true codes, truth) as .npy\n"
     "  results FILE.db   print the runs of a results store as a table\n"
     "  plot FILE.ini     re-draw an experiment's figures from its store\n"
+    "  encode            sparse codes of .npy inputs on a .npy dictionary (MP, OMP, GP, FISTA)\n"
     "  bench             measure training throughput against this machine's sgemm peak\n"
     "  help [COMMAND]    this text, a command's options, or `help options`\n";
 
@@ -47,7 +49,8 @@ static const char *usage_run =
 static const char *usage_train =
     "usage: superpose train [options] [section.key=value ...]\n"
     "\n"
-    "Trains one SAE on fresh generator samples and prints its metrics.\n"
+    "Trains one learner on fresh generator samples and prints its metrics\n"
+    "(with solve.* set, scored with other codes on its decoder: see [solve]).\n"
     "Keys are those of `superpose help options` (section.key, or the bare key\n"
     "when it is unique), e.g.  superpose train data.d=64 data.n=128 l1=0.1 steps=2000\n"
     "\n"
@@ -149,9 +152,11 @@ static int cmd_help(int argc, char **argv)
         fputs(usage_gen, stdout);
     else if (!strcmp(c, "options"))
         print_options(stdout);
+    else if (!strcmp(c, "encode"))
+        return sp_cli_encode(2, (char *[]){"encode", "--help", NULL});
     else {
         fprintf(stderr, "superpose: no help for '%s' (commands: run, train, results, plot, "
-                        "bench, gen, options)\n",
+                        "bench, gen, encode, options)\n",
                 c);
         return 2;
     }
@@ -527,6 +532,8 @@ int main(int argc, char **argv)
         return cmd_results(argc - 1, argv + 1);
     if (!strcmp(c, "bench"))
         return sp_cli_bench(argc - 1, argv + 1);
+    if (!strcmp(c, "encode"))
+        return sp_cli_encode(argc - 1, argv + 1);
     fprintf(stderr, "superpose: unknown command '%s'\n\n%s", c, usage_main);
     return 2;
 }

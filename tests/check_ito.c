@@ -1,0 +1,379 @@
+/* check_ito.c: scoring trained decoders with other codes (ito.c), runs that
+ * share one training, and `superpose encode`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "superpose/config.h"
+#include "superpose/experiment.h"
+#include "superpose/npy.h"
+#include "superpose/runner.h"
+#include "superpose/store.h"
+
+/* Index of a metric by name. */
+static size_t mi(const char *name)
+{
+    for (size_t i = 0; i < sp_n_run_metrics; i++)
+        if (!strcmp(sp_run_metric_names[i], name))
+            return i;
+    ck_abort_msg("no metric %s", name);
+    return 0;
+}
+
+static void small(sp_run_cfg *c)
+{
+    sp_config_defaults(c);
+    c->data.d = 24;
+    c->data.n = 48;
+    c->data.k = 3;
+    c->batch = 128;
+    c->steps = 2000;
+    c->eval_samples = 1024;
+    c->penalty.per_latent = 1;
+    c->penalty.coef = 1;
+    c->solve.fit_samples = 1024;
+}
+
+static void set(sp_run_cfg *c, const char *name, const char *value)
+{
+    sp_err e;
+    const sp_opt *o = sp_config_lookup(name, &e);
+    ck_assert_msg(o != NULL, "%s", e.msg);
+    ck_assert_msg(sp_config_set(c, o, value, &e) == 0, "%s", e.msg);
+}
+
+/* One training scored eight ways in one pass gives, for each way, exactly
+ * the numbers of a run scored that way alone (same seeds: bit for bit).
+ * Then what follows from the definitions, independently of the solvers:
+ *   - refit minimises the squared error on the encoder's support, where
+ *     the encoder's own codes are feasible: MSE(refit) <= MSE(encoder);
+ *   - the pursuits with matched L0 use at most the encoder's count on each
+ *     sample, so L0 <= the encoder's;
+ *   - FISTA on the SAE's own L1 objective (match = coef) is the optimum
+ *     of that objective: the amortisation gap is >= 0;
+ *   - a threshold above every code leaves L0 = 0, recall 0, and the MSE of
+ *     the decoder bias alone, which is the same for every method. */
+START_TEST(test_multi_equals_single_and_orders)
+{
+    const char *meth[] = {"encoder", "refit", "scale", "scale_latent", "gp", "omp", "mp",
+                          "fista"};
+    enum { NM = 8 };
+    sp_run_cfg cfgs[NM + 2];
+    const sp_run_cfg *ptr[NM + 2];
+    for (int i = 0; i < NM + 2; i++) {
+        small(&cfgs[i]);
+        set(&cfgs[i], "solve.method", i < NM ? meth[i] : i == NM ? "fista" : "gp");
+        ptr[i] = &cfgs[i];
+    }
+    set(&cfgs[NM], "solve.match", "coef");
+    set(&cfgs[NM + 1], "solve.threshold", "1e9");
+    sp_run_result res[NM + 2], one;
+    sp_err e;
+    ck_assert_msg(sp_run_train_multi(ptr, NM + 2, NULL, NULL, NULL, res, &e) == 0, "%s", e.msg);
+    for (int i = 0; i < NM + 2; i += 3) {
+        ck_assert_msg(sp_run_train(&cfgs[i], NULL, NULL, NULL, &one, &e) == 0, "%s", e.msg);
+        for (size_t q = 0; q < sp_n_run_metrics; q++) {
+            if (!strcmp(sp_run_metric_names[q], "wall_s"))
+                continue;
+            double a = res[i].metric[q], b = one.metric[q];
+            ck_assert_msg((isnan(a) && isnan(b)) || a == b, "%s, %s: %.17g grouped, %.17g alone",
+                          cfgs[i].solve.method, sp_run_metric_names[q], a, b);
+        }
+        sp_run_result_free(&one);
+    }
+    size_t MSE = mi("mse"), L0 = mi("l0"), GAP = mi("gap"), REC = mi("recall");
+    const double *enc = res[0].metric;
+    ck_assert(enc[L0] > 1 && enc[mi("f1")] > 0.3);
+    ck_assert_double_eq(enc[GAP], 0);
+    ck_assert_msg(res[1].metric[MSE] <= enc[MSE] * (1 + 1e-5), "refit %g > encoder %g",
+                  res[1].metric[MSE], enc[MSE]);
+    ck_assert(res[1].metric[GAP] >= -1e-7 * enc[MSE]);
+    for (int i = 4; i <= 6; i++) {
+        ck_assert_msg(res[i].metric[L0] <= enc[L0] + 1e-12, "%s L0 %g > %g", meth[i],
+                      res[i].metric[L0], enc[L0]);
+        ck_assert_msg(res[i].metric[L0] >= 0.9 * enc[L0], "%s L0 %g << %g", meth[i],
+                      res[i].metric[L0], enc[L0]);
+    }
+    /* fista with lambda bisected to the encoder's mean L0 */
+    ck_assert_msg(fabs(res[7].metric[L0] - enc[L0]) < 0.15 * enc[L0], "fista L0 %g vs %g",
+                  res[7].metric[L0], enc[L0]);
+    ck_assert(isfinite(res[7].metric[mi("lambda")]) && isnan(enc[mi("lambda")]));
+    /* amortisation gap: lambda = coef d / 2 / m (coef_scale = dict), and the gap is
+     * positive */
+    ck_assert_double_eq_tol(res[NM].metric[mi("lambda")], 1.0 * 24 / 2 / 48, 1e-12);
+    ck_assert_msg(res[NM].metric[GAP] > 0, "amortisation gap %g", res[NM].metric[GAP]);
+    /* nothing survives the threshold */
+    const double *thr = res[NM + 1].metric;
+    ck_assert_double_eq(thr[L0], 0);
+    ck_assert_double_eq(thr[REC], 0);
+    ck_assert(isnan(thr[mi("precision")]));
+    ck_assert(thr[MSE] > enc[MSE]);
+    /* shared training metrics */
+    for (int i = 1; i < NM + 2; i++) {
+        ck_assert(res[i].metric[mi("mmcs")] == enc[mi("mmcs")]);
+        ck_assert(res[i].metric[mi("loss")] == enc[mi("loss")]);
+    }
+    for (int i = 0; i < NM + 2; i++)
+        sp_run_result_free(&res[i]);
+}
+END_TEST
+
+/* Bad [solve] settings are refused before any training. */
+START_TEST(test_solve_checks)
+{
+    sp_run_cfg c;
+    sp_err e;
+    small(&c);
+    set(&c, "solve.method", "gp");
+    set(&c, "solve.match", "fixed");
+    set(&c, "solve.l0", "100"); /* m = 48 */
+    ck_assert_int_eq(sp_config_check(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "solve.l0 = 100") && strstr(e.msg, "48"), "%s", e.msg);
+    small(&c);
+    set(&c, "solve.match", "coef");
+    set(&c, "solve.method", "omp");
+    ck_assert_int_eq(sp_config_check(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "ista or fista"), "%s", e.msg);
+    small(&c);
+    set(&c, "solve.match", "coef");
+    set(&c, "solve.method", "fista");
+    set(&c, "model.arch", "topk");
+    set(&c, "train.penalty", "none");
+    ck_assert_int_eq(sp_config_check(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "train.penalty = l1"), "%s", e.msg);
+    const sp_opt *o = sp_config_lookup("solve.method", &e);
+    ck_assert_int_eq(sp_config_set(&c, o, "lasso", &e), -1);
+    ck_assert_msg(strstr(e.msg, "encoder") && strstr(e.msg, "fista"), "%s", e.msg);
+    small(&c);
+    set(&c, "train.learner", "none");
+    set(&c, "solve.threshold", "0.1");
+    ck_assert_int_eq(sp_config_check(&c, &e), -1);
+    small(&c);
+    set(&c, "model.arch", "pca");
+    set(&c, "train.penalty", "none");
+    set(&c, "train.resample_every", "100");
+    ck_assert_int_eq(sp_config_check(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "pca has no latents to resample"), "%s", e.msg);
+    /* the training key ignores [solve], the run key does not */
+    sp_run_cfg a, b;
+    small(&a);
+    small(&b);
+    set(&b, "solve.method", "omp");
+    set(&b, "solve.threshold", "0.2");
+    char ka[17], kb[17];
+    sp_config_key(&a, ka);
+    sp_config_key(&b, kb);
+    ck_assert_str_ne(ka, kb);
+    ck_assert(sp_config_same_training(&a, &b));
+    set(&b, "train.coef", "0.5");
+    ck_assert(!sp_config_same_training(&a, &b));
+}
+END_TEST
+
+static int count_lines_with(const char *cmd, const char *what, char *first, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    char line[2048];
+    int n = 0;
+    if (first)
+        first[0] = '\0';
+    while (fgets(line, sizeof line, p)) {
+        if (strstr(line, what)) {
+            if (!n && first)
+                snprintf(first, len, "%s", line);
+            n++;
+        }
+    }
+    pclose(p);
+    return n;
+}
+
+/* A sweep over solve.method and solve.threshold trains once per training
+ * key: 2 coefficients x 3 methods x 2 thresholds = 12 runs from 2
+ * trainings, all stored; the runs share the training's artifacts; the
+ * `where` figure draws only the runs it names. */
+START_TEST(test_sweep_groups_trainings)
+{
+    char tmp[256], ini[512], out[512], cmd[2048], line[2048];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(ini, sizeof ini, "%s/g.ini", tmp);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    FILE *f = fopen(ini, "w");
+    fprintf(f, "[experiment]\nname = g\n[data]\nd = 16\nn = 32\nk = 3\n"
+               "[train]\nbatch = 64\nsteps = 300\ncoef_scale = dict\n"
+               "[solve]\nfit_samples = 256\n[metrics]\neval_samples = 256\n"
+               "[sweep]\ntrain.coef = 0.2, 0.8\nsolve.method = encoder, omp, scale\n"
+               "solve.threshold = 0, 0.2\n"
+               "[figure.f]\nkind = frontier\nx = l0\ny = mse\nseries = solve.method\n"
+               "where = solve.threshold = 0\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out);
+    ck_assert_int_eq(count_lines_with(cmd, "(2 trainings, each scored several ways)", line,
+                                      sizeof line), 1);
+    char db[600];
+    snprintf(db, sizeof db, "%s/results.db", out);
+    sp_err e;
+    sp_store *st = sp_store_open(db, &e);
+    sp_run_list runs = {0};
+    ck_assert_int_eq(sp_store_list(st, &runs, &e), 0);
+    ck_assert_uint_eq(runs.n, 12);
+    /* per training: the training keys agree, the artifacts are shared */
+    size_t with_art = 0;
+    for (size_t r = 0; r < runs.n; r++) {
+        char path[900];
+        snprintf(path, sizeof path, "%s/artifacts/%s/decoder.npy", out, runs.runs[r].key);
+        with_art += access(path, R_OK) == 0;
+    }
+    ck_assert_uint_eq(with_art, 12);
+    sp_run_list_free(&runs);
+    sp_store_close(st);
+    /* the figure: 3 methods x 2 coefficients at threshold 0 */
+    char path[700];
+    snprintf(path, sizeof path, "%s/figures/f.dat", out);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int points = 0;
+    while (fgets(line, sizeof line, f))
+        points += line[0] != '#' && line[0] != '\n';
+    fclose(f);
+    ck_assert_int_eq(points, 6);
+    /* nothing left to do on a rerun */
+    ck_assert_int_eq(count_lines_with(cmd, "12 runs, 12 already stored, 0 to run", NULL, 0), 1);
+}
+END_TEST
+
+/* A `where` naming an axis that is not swept, or a value it does not take,
+ * is refused with the file and line. */
+START_TEST(test_where_errors)
+{
+    char tmp[256], ini[512];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(ini, sizeof ini, "%s/w.ini", tmp);
+    const char *bad[] = {"where = solve.iters = 5\n", "where = solve.threshold = 0.7\n",
+                         "where = solve.threshold\n"};
+    const char *expect[] = {"not a sweep axis", "not one of the axis's values", "AXIS = VALUE"};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(ini, "w");
+        fprintf(f, "[experiment]\nname = w\n[sweep]\nsolve.threshold = 0, 0.2\n"
+                   "[figure.f]\nkind = lines\nx = solve.threshold\nmetric = mse\n%s", bad[i]);
+        fclose(f);
+        sp_err e;
+        sp_experiment *ex = sp_experiment_load(ini, NULL, &e);
+        ck_assert_ptr_null(ex);
+        ck_assert_msg(strstr(e.msg, expect[i]) && strstr(e.msg, ":9:"), "%s", e.msg);
+    }
+}
+END_TEST
+
+/* Writes a raw file (for forged .npy inputs). */
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+
+/* `superpose encode`: on an orthonormal dictionary (the identity, 8 atoms
+ * in 8-D, the atoms scaled by 2 to exercise the norms), OMP with L0 = 2
+ * keeps the two largest positive entries of each input, as codes for the
+ * scaled atoms (value / 2). Bad inputs are refused with clear messages. */
+START_TEST(test_encode_cli)
+{
+    char tmp[256], D[512], X[512], Z[512], cmd[3000], line[2048];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(D, sizeof D, "%s/D.npy", tmp);
+    snprintf(X, sizeof X, "%s/X.npy", tmp);
+    snprintf(Z, sizeof Z, "%s/Z.npy", tmp);
+    float dict[64] = {0}, xs[3 * 8] = {0.5f, -3, 0.2f, 1, 0, 0, 0, 0,   /* keeps 1, 0.5 */
+                                       0, 0, 0, 0, 0, 0, 0.1f, 0,       /* keeps 0.1 only */
+                                       2, 2.5f, 0, 0, 0, 0, 0, 3};      /* keeps 3, 2.5 */
+    for (int i = 0; i < 8; i++)
+        dict[i * 8 + i] = 2;
+    sp_err e;
+    ck_assert_int_eq(sp_npy_write_f32(D, dict, 8, 8, &e), 0);
+    ck_assert_int_eq(sp_npy_write_f32(X, xs, 3, 8, &e), 0);
+    const char *bin = SP_SOURCE_DIR "/build/superpose";
+    snprintf(cmd, sizeof cmd, "'%s' encode --dict '%s' --data '%s' --solver omp --l0 2 -o '%s' 2>&1",
+             bin, D, X, Z);
+    ck_assert_int_eq(count_lines_with(cmd, "wrote", line, sizeof line), 1);
+    ck_assert_msg(strstr(line, "3 x 8 codes") && strstr(line, "mean L0 1.667"), "%s", line);
+    float *z;
+    size_t r, c;
+    ck_assert_int_eq(sp_npy_read_f32(Z, &z, &r, &c, &e), 0);
+    ck_assert_uint_eq(r, 3);
+    ck_assert_uint_eq(c, 8);
+    float want[24] = {0.25f, 0, 0, 0.5f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.05f, 0,
+                      0, 1.25f, 0, 0, 0, 0, 0, 1.5f};
+    for (int i = 0; i < 24; i++)
+        ck_assert_msg(fabsf(z[i] - want[i]) < 1e-6f, "z[%d] = %g, want %g", i, z[i], want[i]);
+    free(z);
+
+    /* bad inputs */
+    char V[512], N[512], I[512], W[512];
+    snprintf(V, sizeof V, "%s/v.npy", tmp);
+    snprintf(N, sizeof N, "%s/nan.npy", tmp);
+    snprintf(I, sizeof I, "%s/int.npy", tmp);
+    snprintf(W, sizeof W, "%s/wide.npy", tmp);
+    ck_assert_int_eq(sp_npy_write_f32(V, dict, 8, 0, &e), 0); /* 1-D */
+    float xn[16] = {0};
+    xn[8 + 3] = NAN;
+    ck_assert_int_eq(sp_npy_write_f32(N, xn, 2, 8, &e), 0);
+    ck_assert_int_eq(sp_npy_write_f32(W, xn, 1, 16, &e), 0);
+    /* an int32 array: a valid .npy header with descr '<i4' */
+    char hdr[128] = "\x93NUMPY\x01\x00\x76\x00{'descr': '<i4', 'fortran_order': False, "
+                    "'shape': (2, 8), }";
+    size_t hl = strlen(hdr + 10) + 10;
+    memset(hdr + hl, ' ', 127 - hl);
+    hdr[127] = '\n';
+    char filebuf[128 + 64] = {0};
+    memcpy(filebuf, hdr, 128);
+    write_bytes(I, filebuf, sizeof filebuf);
+    struct {
+        const char *args, *expect;
+    } cases[] = {
+        {"--dict '%s/v.npy' --data '%s/X.npy' --l0 2", "must be a 2-D array (atoms x d)"},
+        {"--dict '%s/D.npy' --data '%s/wide.npy' --l0 2", "rows of 16 values"},
+        {"--dict '%s/D.npy' --data '%s/X.npy' --l0 9", "--l0 9 is more than the 8 atoms"},
+        {"--dict '%s/D.npy' --data '%s/nan.npy' --l0 2", "sample 1 has a non-finite value"},
+        {"--dict '%s/int.npy' --data '%s/X.npy' --l0 2", "<i4"},
+        {"--dict '%s/D.npy' --data '%s/X.npy' --solver lars --l0 2", "must be one of"},
+        {"--dict '%s/D.npy' --data '%s/X.npy' --solver fista", "needs --lambda"},
+        {"--dict '%s/none.npy' --data '%s/X.npy' --l0 2", "none.npy"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char args[1200];
+        snprintf(args, sizeof args, cases[k].args, tmp, tmp);
+        snprintf(cmd, sizeof cmd, "'%s' encode %s -o '%s/bad.npy' 2>&1; echo \"exit=$?\"", bin,
+                 args, tmp);
+        FILE *p = popen(cmd, "r");
+        char all[4096] = "";
+        while (fgets(line, sizeof line, p))
+            strncat(all, line, sizeof all - strlen(all) - 1);
+        pclose(p);
+        ck_assert_msg(strstr(all, cases[k].expect), "case %zu: %s", k, all);
+        ck_assert_msg(strstr(all, "exit=2") || strstr(all, "exit=1"), "case %zu: %s", k, all);
+        char badp[600];
+        snprintf(badp, sizeof badp, "%s/bad.npy", tmp);
+        ck_assert_msg(access(badp, F_OK) != 0, "case %zu wrote its output", k);
+    }
+}
+END_TEST
+
+Suite *make_ito_suite(void)
+{
+    Suite *s = suite_create("ito");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_solve_checks);
+    tcase_add_test(tc, test_where_errors);
+    tcase_add_test(tc, test_multi_equals_single_and_orders);
+    tcase_add_test(tc, test_sweep_groups_trainings);
+    tcase_add_test(tc, test_encode_cli);
+    suite_add_tcase(s, tc);
+    return s;
+}
