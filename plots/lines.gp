@@ -23,7 +23,9 @@
 ##   @PLOT@               the plot list, one element per series:
 ##                          'NAME.dat' index I using 1:2 with STYLE ls K title "T"
 ##                        STYLE linespoints, points or lines; K = 1..8 for lines
-##                        and linespoints, 11..18 for points (colour I mod 8)
+##                        and linespoints, 11..18 for points (colour I mod 8);
+##                        series 9-16 use K + 20 (the same colours, squares,
+##                        dashed lines)
 ##
 ## The data file holds one block per series, blocks separated by two blank
 ## lines, so that `index I` is series I. Non-finite values are written NaN:
@@ -72,6 +74,8 @@ array colour[8] = ["0072b2", "d55e00", "009e73", "cc79a7", "e69f00", "56b4e9", "
 do for [i=1:8] {
     set style line i lc rgb "#".colour[i] lw 2 pt 7 ps 0.8
     set style line i+10 lc rgb "#88".colour[i] pt 7 ps 0.45
+    set style line i+20 lc rgb "#".colour[i] lw 2 pt 5 ps 0.8 dt 2
+    set style line i+30 lc rgb "#88".colour[i] pt 5 ps 0.45
 }
 # Reference lines in the first pass (the drawn ones are arrows, below).
 set style line 100 lc rgb "#909090" lw 1 dt (6, 4)

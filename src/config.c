@@ -564,6 +564,9 @@ double sp_config_cost(const sp_run_cfg *cfg)
     if (!strcmp(cfg->learner, "none"))
         return tms_cost + gen * (double)cfg->eval_samples;
     double per_sample = 10.0 * m * d /* five GEMMs of 2 m d per sample */ + gen;
+    if (!strcmp(cfg->model.arch, "dl")) /* coding: ~30 FISTA steps of 2 m^2, or k OMP steps */
+        per_sample = (cfg->model.coder == 0 ? 60.0 * m * m : 4.0 * m * (d + cfg->model.k)) +
+                     4.0 * m * d + gen;
     return tms_cost + per_sample * (double)cfg->batch * (double)cfg->steps +
            2.0 * m * d * (double)cfg->eval_samples;
 }

@@ -1313,7 +1313,8 @@ int sp_figure_lines(const char *dir, const sp_lines *f, sp_err *err)
         const sp_series *se = &f->series[s];
         sb_printf(plot, "%s'%s.dat' index %zu using 1:2 with %s ls %zu ", s ? ", \\\n     " : "",
                   f->name, s, style_names[se->style],
-                  s % N_COLOURS + (se->style == SP_STYLE_POINTS ? 11 : 1));
+                  s % N_COLOURS + (se->style == SP_STYLE_POINTS ? 11 : 1) +
+                      (s / N_COLOURS % 2 ? 20 : 0)); /* series 9-16: squares, dashed */
         if (se->title && *se->title) {
             sb_puts(plot, "title \"");
             sb_put_gpstring(plot, se->title);
