@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "superpose/metrics.h"
 #include "superpose/npy.h"
+#include "superpose/sae.h"
 #include "superpose/solve.h"
 #include "superpose/util.h"
 
@@ -149,7 +151,8 @@ int sp_cli_encode(int argc, char **argv)
     sp_err err;
     float *D = NULL, *X = NULL, *bias = NULL, *Z = NULL;
     size_t m, d, N, dx, nb, cb;
-    gsl_matrix_float *xb = NULL, *zb = NULL;
+    gsl_matrix_float *xb = NULL, *zb = NULL, *hb = NULL;
+    sp_recon_acc *acc = NULL;
     sp_solver *S = NULL;
     int rc = 2;
     if (sp_npy_read_f32(dpath, &D, &m, &d, &err) != 0 ||
@@ -230,9 +233,7 @@ int sp_cli_encode(int argc, char **argv)
         }
         printf("lambda = %.6g gives a mean L0 of %ld on the first %zu samples\n", sc.lambda, k, B);
     }
-    double sse = 0, sum_x2 = 0, nnz = 0;
-    double *mean = calloc(2 * d, sizeof *mean); /* the column sums, then one row */
-    if (!mean) {
+    if (!(acc = sp_recon_acc_alloc(d, m)) || !(hb = gsl_matrix_float_alloc(B, d))) {
         fprintf(stderr, "superpose: out of memory\n");
         goto out;
     }
@@ -240,52 +241,35 @@ int sp_cli_encode(int argc, char **argv)
         size_t n = N - s0 < B ? N - s0 : B;
         gsl_matrix_float_view xv = gsl_matrix_float_submatrix(xb, 0, 0, n, d);
         gsl_matrix_float_view zv = gsl_matrix_float_submatrix(zb, 0, 0, n, m);
+        gsl_matrix_float_view hv = gsl_matrix_float_submatrix(hb, 0, 0, n, d);
         memcpy(xb->data, X + s0 * d, n * d * sizeof(float));
         if (sp_solve(S, &sc, &xv.matrix, NULL, 0, &zv.matrix, NULL, &err) != 0) {
             fprintf(stderr, "superpose: samples %zu..%zu: %s\n", s0, s0 + n - 1, err.msg);
-            free(mean);
             goto out;
         }
         memcpy(Z + s0 * m, zb->data, n * m * sizeof(float));
-        for (size_t b = 0; b < n; b++) {
-            const float *z = Z + (s0 + b) * m, *x = X + (s0 + b) * d;
-            double *xh = mean + d; /* the reconstruction, from the nonzero codes */
-            for (size_t j = 0; j < d; j++)
-                xh[j] = bias ? bias[j] : 0;
-            for (size_t i = 0; i < m; i++)
-                if (z[i] != 0) {
-                    nnz += 1;
-                    for (size_t j = 0; j < d; j++)
-                        xh[j] += (double)z[i] * D[i * d + j];
-                }
-            for (size_t j = 0; j < d; j++) {
-                double e = x[j] - xh[j];
-                sse += e * e;
-                sum_x2 += (double)x[j] * x[j];
-                mean[j] += x[j];
-            }
-        }
+        sp_decode_affine(&dv.matrix, bias, &zv.matrix, &hv.matrix);
+        sp_recon_acc_add(acc, &xv.matrix, &hv.matrix, &zv.matrix);
         if (isatty(2) && N > B)
             fprintf(stderr, "\r\033[Kencoded %zu/%zu", s0 + n, N);
     }
     if (isatty(2) && N > B)
         fprintf(stderr, "\r\033[K");
-    double el = sp_now() - t0, m2 = 0;
-    for (size_t j = 0; j < d; j++)
-        m2 += (mean[j] / (double)N) * (mean[j] / (double)N);
-    free(mean);
-    double sst = sum_x2 - (double)N * m2;
+    double el = sp_now() - t0;
+    sp_recon_stats st;
+    sp_recon_acc_finish(acc, &st);
     if (sp_npy_write_f32(opath, Z, N, m, &err) != 0) {
         fprintf(stderr, "superpose: %s\n", err.msg);
         goto out;
     }
     printf("wrote %s: %zu x %zu codes (%s%s), mean L0 %.3f, MSE %.6g, FVE %.4f, %.2fs "
            "(%.0f samples/s)\n",
-           opath, N, m, nonneg ? "non-negative " : "", solver, nnz / (double)N,
-           sse / ((double)N * (double)d), sst > 0 ? 1 - sse / sst : NAN, el,
+           opath, N, m, nonneg ? "non-negative " : "", solver, st.l0, st.mse, st.fve, el,
            el > 0 ? (double)N / el : 0.0);
     rc = 0;
 out:
+    sp_recon_acc_free(acc);
+    gsl_matrix_float_free(hb);
     sp_solver_free(S);
     gsl_matrix_float_free(zb);
     gsl_matrix_float_free(xb);
