@@ -209,7 +209,7 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
         goto out;
     }
     /* distinct code methods */
-    int need_solver = 0, need_fit = 0;
+    int need_solver = 0, need_fit = 0, need_scale = 0;
     for (size_t r = 0; r < n; r++) {
         size_t k;
         for (k = 0; k < n_specs && !same_codes(specs[k].s, &cfgs[r]->solve); k++)
@@ -227,8 +227,8 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
             }
             int kind = specs[k].kind;
             need_solver |= kind == C_REFIT || kind >= C_SOLVER;
-            need_fit |= kind == C_SCALE || kind == C_SCALE_LAT ||
-                        (is_lasso(kind) && specs[k].s->match == 0);
+            need_scale |= kind == C_SCALE || kind == C_SCALE_LAT;
+            need_fit |= need_scale || (is_lasso(kind) && specs[k].s->match == 0);
             n_specs++;
         }
         spec_of[r] = k;
@@ -287,7 +287,9 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
                 sp_err_set(err, "out of memory for the scale fit");
                 goto out;
             }
-        long N = c0->solve.fit_samples;
+        /* matching lambda needs the first batch only; scale fits the whole window */
+        long N = need_scale ? c0->solve.fit_samples
+                            : (c0->solve.fit_samples < (long)B ? c0->solve.fit_samples : (long)B);
         for (long done = 0; done < N; done += (long)B) {
             size_t nb = (size_t)(N - done < (long)B ? N - done : (long)B);
             gsl_matrix_float_view xv = gsl_matrix_float_submatrix(x, 0, 0, nb, d);
