@@ -480,6 +480,11 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
           : !strcmp(k, "zmax") ? &f->zmax
           : !strcmp(k, "ymin") ? &f->ymin
                                : &f->ymax) = d;
+    } else if (!strcmp(k, "style")) {
+        if (strcmp(v, "points") && strcmp(v, "linespoints"))
+            FAIL(L, e->line, "[%s] style = '%s': allowed: linespoints (default), points",
+                 e->section, v);
+        f->points = !strcmp(v, "points");
     } else if (!strcmp(k, "where")) {
         char buf[512];
         snprintf(buf, sizeof buf, "%s", v);
@@ -519,7 +524,7 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
     } else {
         FAIL(L, e->line, "[%s] unknown key '%s'; allowed: kind, x, y, series, metric, title, "
                          "xlabel, ylabel, format, cap, zmin, zmax, ymin, ymax, logx, logy, "
-                         "xtransform, where",
+                         "xtransform, style, where",
              e->section, k);
     }
     return 0;

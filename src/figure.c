@@ -1112,7 +1112,7 @@ int sp_figure_heatmap(const char *dir, const sp_heatmap *h, sp_err *err)
 #define MAX_POINTS 50000000u
 #define N_COLOURS 8 /* line styles 1..8 (and 11..18 for points) in lines.gp */
 
-static const char *const style_names[] = {"linespoints", "points", "lines"};
+static const char *const style_names[] = {"linespoints", "points", "lines", "points"};
 
 /* "series 2" or "series 2 ('D_i')", for messages. */
 static void series_label(char *out, size_t len, size_t s, const char *title)
@@ -1148,9 +1148,10 @@ static int check_lines(const sp_lines *f, char *fig, size_t figlen, sp_err *err)
         if (check_text(fig, what, se->title, err) != 0)
             return -1;
         series_label(what, sizeof what, s, se->title);
-        if ((unsigned)se->style > (unsigned)SP_STYLE_LINES)
+        if ((unsigned)se->style > (unsigned)SP_STYLE_MARKERS)
             return sp_err_set(err, "%s: %s has style %d: use SP_STYLE_LINESPOINTS, "
-                              "SP_STYLE_POINTS or SP_STYLE_LINES", fig, what, (int)se->style);
+                              "SP_STYLE_POINTS, SP_STYLE_LINES or SP_STYLE_MARKERS", fig, what,
+                              (int)se->style);
         if (se->n && (!se->x || !se->y))
             return sp_err_set(err, "%s: %s has %zu points but x or y is NULL", fig, what, se->n);
         if (se->n > MAX_POINTS || total + se->n > MAX_POINTS)

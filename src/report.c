@@ -329,7 +329,8 @@ static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const run_se
             snprintf(titles[s], sizeof titles[s], "%s = %s", ex->axes[is].name,
                      ex->axes[is].labels[s]);
         ser[s] = (sp_series){.title = is >= 0 ? titles[s] : NULL, .n = nx, .x = xs + s * nx,
-                             .y = ys + s * nx, .style = SP_STYLE_LINESPOINTS};
+                             .y = ys + s * nx,
+                             .style = f->points ? SP_STYLE_MARKERS : SP_STYLE_LINESPOINTS};
     }
     char title[300], header[1500], what[200];
     snprintf(title, sizeof title, "%s", f->title[0] ? f->title : f->metric);
@@ -440,7 +441,8 @@ static int plot_frontier(const sp_experiment *ex, const sp_figspec *f, const run
         if (is >= 0)
             snprintf(titles[s], sizeof titles[s], "%s", ex->axes[is].labels[s]);
         ser[s] = (sp_series){.title = is >= 0 ? titles[s] : NULL, .n = n, .x = xs + s * np,
-                             .y = ys + s * np, .style = SP_STYLE_LINESPOINTS};
+                             .y = ys + s * np,
+                             .style = f->points ? SP_STYLE_MARKERS : SP_STYLE_LINESPOINTS};
         curves += n > 0;
     }
     char title[300], header[1500], what[300];

@@ -248,16 +248,17 @@ START_TEST(test_sweep_groups_trainings)
 END_TEST
 
 /* A `where` naming an axis that is not swept, or a value it does not take,
- * is refused with the file and line. */
+ * and an unknown style are refused with the file and line. */
 START_TEST(test_where_errors)
 {
     char tmp[256], ini[512];
     ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
     snprintf(ini, sizeof ini, "%s/w.ini", tmp);
     const char *bad[] = {"where = solve.iters = 5\n", "where = solve.threshold = 0.7\n",
-                         "where = solve.threshold\n"};
-    const char *expect[] = {"not a sweep axis", "not one of the axis's values", "AXIS = VALUE"};
-    for (int i = 0; i < 3; i++) {
+                         "where = solve.threshold\n", "style = dots\n"};
+    const char *expect[] = {"not a sweep axis", "not one of the axis's values", "AXIS = VALUE",
+                            "allowed: linespoints (default), points"};
+    for (int i = 0; i < 4; i++) {
         FILE *f = fopen(ini, "w");
         fprintf(f, "[experiment]\nname = w\n[sweep]\nsolve.threshold = 0, 0.2\n"
                    "[figure.f]\nkind = lines\nx = solve.threshold\nmetric = mse\n%s", bad[i]);

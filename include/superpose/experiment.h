@@ -30,6 +30,7 @@
  *                    mmcs) against the step, one curve per value of series
  *                    (a sweep axis, or two joined by a comma)
  *                  kind = rates: expected and measured firing rate per feature
+ *                  style = points (lines, frontier): markers, not joined
  *                  where = AXIS = VALUE[, AXIS = VALUE ...] (any kind): draw
  *                    only the runs at these values of these axes
  *                  kind = cofiring: P(j active | i active) between features
@@ -86,6 +87,7 @@ typedef struct {
                          (curves: or of two axes, "a, b") */
     char xlabel[80], ylabel[80];
     int logx, logy, xinverse;
+    int points;       /* lines, frontier: style = points (unjoined markers) */
     double ymin, ymax;
     char metric[32];
     char title[160];

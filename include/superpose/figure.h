@@ -52,7 +52,9 @@ int sp_figure_heatmap(const char *dir, const sp_heatmap *h, sp_err *err);
  *   right edge, nudged apart when lines are close (3/8 and 2/5).
  * - The data file holds one block per series (gnuplot `index`); a series
  *   with no points gets one NaN row so that block numbers stay aligned. */
-typedef enum { SP_STYLE_LINESPOINTS, SP_STYLE_POINTS, SP_STYLE_LINES } sp_line_style;
+/* POINTS: small translucent dots for clouds of many points; MARKERS: the
+ * markers of LINESPOINTS, not joined, for a few points per series. */
+typedef enum { SP_STYLE_LINESPOINTS, SP_STYLE_POINTS, SP_STYLE_LINES, SP_STYLE_MARKERS } sp_line_style;
 typedef struct {
     const char *title;     /* NULL or "": not in the key */
     size_t n;
