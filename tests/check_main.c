@@ -31,6 +31,8 @@ int main(int argc, char **argv)
         make_metrics_suite,
         make_runner_suite,
         make_ito_suite,
+        make_recovery_suite,
+        make_eval_suite,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -22,6 +22,8 @@ Suite *make_stacked_suite(void);
 Suite *make_solve_suite(void);
 Suite *make_dict_suite(void);
 Suite *make_ito_suite(void);
+Suite *make_recovery_suite(void);
+Suite *make_eval_suite(void);
 Suite *make_metrics_suite(void);
 Suite *make_runner_suite(void);
 

@@ -17,6 +17,7 @@
 
 int sp_cli_bench(int argc, char **argv);
 int sp_cli_encode(int argc, char **argv);
+int sp_cli_eval(int argc, char **argv);
 
 static const char *usage_main =
     "superpose: toy-model experiments on superposition and feature recovery\n"
@@ -30,6 +31,7 @@ static const char *usage_main =
     "  results FILE.db   print the runs of a results store as a table\n"
     "  plot FILE.ini     re-draw an experiment's figures from its store\n"
     "  encode            sparse codes of .npy inputs on a .npy dictionary (MP, OMP, GP, FISTA)\n"
+    "  eval              score a .npy dictionary (and codes) against a .npy truth\n"
     "  bench             measure training throughput against this machine's sgemm peak\n"
     "  help [COMMAND]    this text, a command's options, or `help options`\n";
 
@@ -154,6 +156,8 @@ static int cmd_help(int argc, char **argv)
         print_options(stdout);
     else if (!strcmp(c, "encode"))
         return sp_cli_encode(2, (char *[]){"encode", "--help", NULL});
+    else if (!strcmp(c, "eval"))
+        return sp_cli_eval(2, (char *[]){"eval", "--help", NULL});
     else {
         fprintf(stderr, "superpose: no help for '%s' (commands: run, train, results, plot, "
                         "bench, gen, encode, options)\n",
@@ -534,6 +538,8 @@ int main(int argc, char **argv)
         return sp_cli_bench(argc - 1, argv + 1);
     if (!strcmp(c, "encode"))
         return sp_cli_encode(argc - 1, argv + 1);
+    if (!strcmp(c, "eval"))
+        return sp_cli_eval(argc - 1, argv + 1);
     fprintf(stderr, "superpose: unknown command '%s'\n\n%s", c, usage_main);
     return 2;
 }

@@ -1,0 +1,2 @@
+/* recovery.c: being written (see include/superpose/recovery.h). */
+#include "superpose/recovery.h"
