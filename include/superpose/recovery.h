@@ -54,7 +54,9 @@ void sp_firing_acc_free(sp_firing_acc *a);
 void sp_firing_acc_add(sp_firing_acc *a, const gsl_matrix_float *f, const size_t *row,
                        const uint32_t *idx, const float *val);
 typedef struct {
-    double precision, recall, f1; /* means over latents that fired at least once (NaN if none) */
+    double precision, recall, f1; /* means over latents that fired at least once and whose
+                                   * feature fired (the per_latent rows that are defined;
+                                   * NaN if none) */
     double shrinkage;             /* NaN when no pair was seen */
 } sp_firing_stats;
 /* per_latent (may be NULL): m x 3 (precision, recall, F1; NaN for a latent
@@ -78,8 +80,9 @@ double sp_metric_split_count(const gsl_matrix_float *dec, const gsl_matrix_float
  * sum of the top k latents with the F1-maximising threshold is fitted, and
  * latents are added while F1 rises by more than min_gain (0.03). Returns the
  * number of latents kept (>= 1), or 0 when the feature never fires or no
- * latent correlates with it. best_f1 (may be NULL) receives that probe's
- * F1. F is row-major N x m; y has N entries. */
+ * latent correlates with it (also when y = 1 on every sample: no contrast).
+ * max_k 0 means no limit. best_f1 (may be NULL) receives that probe's
+ * F1 (NaN when 0 is returned). F is row-major N x m; y has N entries. */
 size_t sp_metric_probe_count(const float *F, size_t N, size_t m, const uint8_t *y,
                              double min_gain, size_t max_k, double *best_f1);
 
@@ -92,10 +95,12 @@ size_t sp_metric_probe_count(const float *F, size_t N, size_t m, const uint8_t *
  *   M = sum of c_j over the main latents,
  *   absorbers: other latents with cos(d_j, g_p) >= 0.1 and c_j > 0, the
  *   top 3 by c_j, S = their sum;
- *   fraction = 0 if M >= P or S / P < 0.4; 1 if M <= 0; else
+ *   fraction = 0 if P <= 0, M >= P or S / P < 0.4; 1 if M <= 0; else
  *              min(S, P - M) / (min(S, P - M) + M);
- *   full absorption: every main latent silent (f = 0), the top absorber's
- *   cos >= 0.025 and c_top / P >= 0.4.
+ *   full absorption: every main latent silent (f = 0), P > 0, and the
+ *   top latent by c_j over all latents (SAEBench's top projecting latent,
+ *   not only the absorbers) has cos >= 0.025 and c_top / P >= 0.4.
+ * g_p is used normalised (truth rows are unit anyway).
  * Recall holes: P(no main latent fires | p active and some child active). */
 typedef struct sp_absorb_acc sp_absorb_acc;
 /* dec: m x d; truth n x d; parent: truth row of p; children: truth rows
@@ -137,8 +142,9 @@ void sp_absorb_weights_of(const gsl_matrix_float *dec, const gsl_matrix_float *e
  * change delta_i = wide_i - narrow_i (rows normalised first), and the share
  * of ||delta_i||^2 that lies in the span of the new rows W..W2-1. Returns
  * the mean share over the W latents with ||delta_i|| > 1e-6 (hedging: the
- * old latents moved towards the new ones), and *baseline the share expected
- * for a random direction, rank(new rows) / d. NaN on bad shapes. */
+ * old latents moved towards the new ones; 0 when none moved), and
+ * *baseline (may be NULL) the share expected for a random direction,
+ * rank(new rows) / d. NaN on bad shapes. */
 double sp_metric_hedging(const gsl_matrix_float *narrow, const gsl_matrix_float *wide,
                          double *baseline);
 
