@@ -136,6 +136,10 @@ static const sp_opt options[] = {
      "decoder orthogonality: lambda sum_{i != j} cos^2(d_i, d_j)"},
     {"model", "prestd", SP_OPT_REAL, OFF(model.prestd), "0", 0, BIG, NULL,
      "penalty on the spread (std across latents) of each sample's pre-activations"},
+    {"model", "init", SP_OPT_CHOICE, OFF(model.init_transpose), "default", 0, 0,
+     "default|transpose",
+     "initialisation: default (relu: torch's uniform Linear init; topk, batchtopk, jumprelu: "
+     "W_e = W_d, b_e = 0) or transpose (W_e = W_d, b_e = 0 for relu too)"},
     {"model", "coder", SP_OPT_CHOICE, OFF(model.coder), "fista", 0, 0, "fista|omp",
      "dl: sparse coder, non-negative FISTA (lambda = train.coef) or OMP (model.k atoms)"},
     {"model", "update", SP_OPT_CHOICE, OFF(model.update), "mod", 0, 0, "mod|online",
@@ -233,6 +237,10 @@ static const sp_opt options[] = {
      "ista/fista: stop when the objective falls by less than this fraction in one iteration"},
     {"solve", "fit_samples", SP_OPT_LONG, OFF(solve.fit_samples), "4096", 1, 1e9, NULL,
      "samples of the training stream used to fit post-hoc scales and to match lambda"},
+    {"metrics", "pairs", SP_OPT_TEXT, OFF(pairs), "", 0, 0, NULL,
+     "absorption: parent:child truth rows, e.g. \"0:1, 0:2\" (empty: the tree's parent links)"},
+    {"metrics", "tau", SP_OPT_REAL, OFF(tau), "0.5", 0, 1, NULL,
+     "splitting: a latent splits a feature when its decoder has cos > tau with it"},
     {"metrics", "eval_samples", SP_OPT_LONG, OFF(eval_samples), "8192", 1, 1e9, NULL,
      "fresh samples for dead latents, L0, MSE and FVE"},
     {"metrics", "curve_every", SP_OPT_LONG, OFF(curve_every), "0", 0, 1e12, NULL,
@@ -607,6 +615,11 @@ int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
         bad = sp_ito_check(cfg, sp_config_latents(cfg));
     if (bad)
         return sp_err_set(err, "%s", bad);
+    if (cfg->pairs[0]) {
+        size_t pp[64], cc[64];
+        if (sp_config_pairs(cfg->pairs, sp_gen_truth_rows(&cfg->data), pp, cc, 64, err) < 0)
+            return -1;
+    }
     if (cfg->resample_every > 0 && !strcmp(cfg->model.arch, "pca"))
         return sp_err_set(err, "train.resample_every: model.arch = pca has no latents to "
                           "resample (its directions are the data's principal axes)");
@@ -625,4 +638,36 @@ int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
                           "train.batch",
                           bytes / (1024.0 * 1024 * 1024), m, d, B);
     return 0;
+}
+
+int sp_config_pairs(const char *text, size_t n_truth, size_t *parent, size_t *child, size_t max,
+                    sp_err *err)
+{
+    size_t n = 0;
+    const char *s = text;
+    while (*s) {
+        while (*s == ' ' || *s == ',' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        char *end;
+        long p = strtol(s, &end, 10), c;
+        if (end == s || *end != ':')
+            return sp_err_set(err, "metrics.pairs = '%s': expected parent:child truth rows "
+                              "separated by commas, e.g. \"0:1, 0:2\"", text);
+        s = end + 1;
+        c = strtol(s, &end, 10);
+        if (end == s || (*end && *end != ',' && *end != ' ' && *end != '\t'))
+            return sp_err_set(err, "metrics.pairs = '%s': expected parent:child truth rows "
+                              "separated by commas, e.g. \"0:1, 0:2\"", text);
+        if (p < 0 || c < 0 || (size_t)p >= n_truth || (size_t)c >= n_truth || p == c)
+            return sp_err_set(err, "metrics.pairs = '%s': %ld:%ld is not a pair of two "
+                              "distinct truth rows 0..%zu", text, p, c, n_truth - 1);
+        if (n == max)
+            return sp_err_set(err, "metrics.pairs = '%s': at most %zu pairs", text, max);
+        parent[n] = (size_t)p;
+        child[n++] = (size_t)c;
+        s = end;
+    }
+    return (int)n;
 }

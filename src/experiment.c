@@ -16,7 +16,11 @@
 const char *const sp_run_metric_names[] = {"mmcs", "mmcs_rev", "dead", "l0", "mse",
                                            "fve", "loss", "steps_done", "wall_s",
                                            "l0_true", "max_cos", "dstar", "resampled",
-                                           "precision", "recall", "f1", "gap", "lambda"};
+                                           "precision", "recall", "f1", "gap", "lambda",
+                                           "mcc", "uniqueness", "split", "offdiag", "lat_f1",
+                                           "shrinkage", "absorption", "full_absorption",
+                                           "recall_hole", "child_dec_parent",
+                                           "parent_enc_child", "parent_dec_child"};
 const size_t sp_n_run_metrics = sizeof sp_run_metric_names / sizeof sp_run_metric_names[0];
 
 int sp_metric_known(const char *name)
@@ -24,7 +28,7 @@ int sp_metric_known(const char *name)
     for (size_t i = 0; i < sp_n_run_metrics; i++)
         if (strcmp(sp_run_metric_names[i], name) == 0)
             return 1;
-    return strcmp(name, "mmcs_next") == 0;
+    return strcmp(name, "mmcs_next") == 0 || strcmp(name, "hedging_next") == 0;
 }
 
 typedef struct {
@@ -290,6 +294,46 @@ static int add_axis(loader *L, const entry *e, const char *name)
     return 0;
 }
 
+static int feature_key(loader *L, sp_tree_node *nd, const entry *e);
+
+/* Applies a variant's feature.NODE.KEY setting to the tree of cfg. */
+static int apply_node_override(loader *L, sp_run_cfg *cfg, const sp_override *o)
+{
+    entry e;
+    snprintf(e.section, sizeof e.section, "feature.%s", cfg->data.nodes[o->node].name);
+    snprintf(e.key, sizeof e.key, "%s", o->node_key);
+    snprintf(e.value, sizeof e.value, "%s", o->values[1]);
+    e.line = o->line;
+    return feature_key(L, &cfg->data.nodes[o->node], &e);
+}
+
+/* After the tree is loaded: resolves each feature.NODE.KEY setting of the
+ * variants to its node and checks its value (and the tree it makes). */
+static int check_node_overrides(loader *L)
+{
+    sp_experiment *ex = L->ex;
+    for (size_t k = 0; k < ex->n_variants; k++)
+        for (size_t j = 0; j < ex->variants[k].n_ov; j++) {
+            sp_override *o = &ex->variants[k].ov[j];
+            if (o->opt)
+                continue;
+            for (int i = 0; i < ex->base.data.n_nodes && o->node < 0; i++)
+                if (!strcmp(ex->base.data.nodes[i].name, o->values[0]))
+                    o->node = i;
+            if (o->node < 0)
+                FAIL(L, o->line, "[variant.%s] feature.%s.%s: no [feature.%s] section",
+                     ex->variants[k].name, o->values[0], o->node_key, o->values[0]);
+            sp_run_cfg scratch = ex->base;
+            if (apply_node_override(L, &scratch, o) != 0)
+                return -1;
+            sp_err e2;
+            if (sp_gen_check(&scratch.data, NULL, &e2) != 0)
+                FAIL(L, o->line, "[variant.%s] feature.%s.%s = %s: %s", ex->variants[k].name,
+                     o->values[0], o->node_key, o->values[1], e2.msg);
+        }
+    return 0;
+}
+
 /* [variant.NAME] sections: each key is an option with one value or one
  * value per level; the variant axis goes in front of the others. */
 static int load_variants(loader *L, const entry *es, size_t n)
@@ -317,13 +361,32 @@ static int load_variants(loader *L, const entry *es, size_t n)
             snprintf(v->name, sizeof v->name, "%s", vname);
             v->line = e->line;
         }
+        if (v->n_ov == SP_MAX_OVERRIDES)
+            FAIL(L, e->line, "[%s]: at most %d settings per variant", e->section,
+                 SP_MAX_OVERRIDES);
+        if (starts_with(e->key, "feature.")) {
+            /* feature.NODE.KEY: checked once the tree is loaded (check_node_overrides) */
+            const char *dot = strrchr(e->key, '.');
+            sp_override *ov = &v->ov[v->n_ov++];
+            memset(ov, 0, sizeof *ov);
+            ov->line = e->line;
+            ov->n = 1;
+            ov->node = -1;
+            if (dot == e->key + 7 || strlen(dot + 1) >= sizeof ov->node_key ||
+                strlen(e->value) >= sizeof ov->values[0])
+                FAIL(L, e->line, "[%s] %s: write feature.NODE.KEY = value (a key of section "
+                                 "[feature.NODE], a value of at most %zu characters)",
+                     e->section, e->key, sizeof ov->values[0] - 1);
+            snprintf(ov->node_key, sizeof ov->node_key, "%s", dot + 1);
+            snprintf(ov->values[0], sizeof ov->values[0], "%.*s", (int)(dot - e->key - 8),
+                     e->key + 8); /* the node name, until checked */
+            snprintf(ov->values[1], sizeof ov->values[1], "%s", e->value);
+            continue;
+        }
         const sp_opt *o = strchr(e->key, '.') ? sp_config_find(e->key) : NULL;
         if (!o)
             FAIL(L, e->line, "[%s] %s: unknown option; write section.key (e.g. model.arch; "
                              "`superpose help options` lists them)", e->section, e->key);
-        if (v->n_ov == SP_MAX_OVERRIDES)
-            FAIL(L, e->line, "[%s]: at most %d settings per variant", e->section,
-                 SP_MAX_OVERRIDES);
         sp_override *ov = &v->ov[v->n_ov++];
         ov->opt = o;
         ov->line = e->line;
@@ -409,9 +472,9 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
     if (!strcmp(k, "kind")) {
         if (strcmp(v, "heatmap") && strcmp(v, "lines") && strcmp(v, "columns") &&
             strcmp(v, "dims") && strcmp(v, "rates") && strcmp(v, "cofiring") &&
-            strcmp(v, "frontier") && strcmp(v, "curves"))
+            strcmp(v, "frontier") && strcmp(v, "curves") && strcmp(v, "cosmatrix"))
             FAIL(L, e->line, "[%s] kind = '%s': allowed: heatmap, lines, frontier, curves, "
-                             "columns, dims, rates, cofiring",
+                             "columns, dims, rates, cofiring, cosmatrix",
                  e->section, v);
         snprintf(f->kind, sizeof f->kind, "%s", v);
     } else if (!strcmp(k, "x") || !strcmp(k, "y") || !strcmp(k, "series")) {
@@ -437,12 +500,12 @@ static int figure_key(loader *L, sp_figspec *f, const entry *e)
                 FAIL(L, e->line, "[%s] metric = '%s': a training curve; allowed: loss, l0, dead, "
                                  "mmcs (recorded when metrics.curve_every > 0)", e->section, v);
         } else if (!sp_metric_known(v)) {
-            char list[400] = "";
+            char list[1024] = "";
             for (size_t i = 0; i < sp_n_run_metrics; i++) {
                 strcat(list, sp_run_metric_names[i]);
                 strcat(list, ", ");
             }
-            strcat(list, "mmcs_next");
+            strcat(list, "mmcs_next, hedging_next");
             FAIL(L, e->line, "[%s] metric = '%s': unknown metric; allowed: %s", e->section, v,
                  list);
         }
@@ -792,6 +855,8 @@ static int load_entries(loader *L, const entry *es, size_t n, const char *preset
         return -1;
     if (load_tree(L, es, n) != 0)
         return -1;
+    if (check_node_overrides(L) != 0)
+        return -1;
     /* A relative directions file is relative to the experiment file. */
     char *dir = ex->base.data.directions;
     if (dir[0] && dir[0] != '/') {
@@ -951,8 +1016,13 @@ int sp_experiment_run_cfg(const sp_experiment *ex, size_t i, sp_run_cfg *cfg, si
         for (size_t j = 0; j < v->n_ov; j++) {
             const sp_override *o = &v->ov[j];
             size_t idx = o->n > 1 && la >= 0 ? c[la] : 0;
-            if (sp_config_set(cfg, o->opt, o->values[idx], err) != 0)
+            if (!o->opt) {
+                loader L = {(sp_experiment *)ex, ex->path, err};
+                if (apply_node_override(&L, cfg, o) != 0)
+                    return -1;
+            } else if (sp_config_set(cfg, o->opt, o->values[idx], err) != 0) {
                 return -1;
+            }
         }
     }
     return 0;

@@ -1373,3 +1373,25 @@ void sp_gen_batch(sp_gen *g, gsl_rng *rng, size_t B, sp_codes *codes, gsl_matrix
         codes->nnz = nnz;
     }
 }
+
+size_t sp_gen_parent_rows(const sp_gen *g, long *parent)
+{
+    size_t nt = g->truth->size1, with = 0;
+    for (size_t i = 0; i < nt; i++)
+        parent[i] = -1;
+    if (g->kind != K_TREE)
+        return 0;
+    for (size_t k = 0; k < g->n_inst; k++) {
+        const tree_inst *t = &g->inst[k];
+        if (t->feature < 0)
+            continue;
+        int a = t->parent;
+        while (a >= 0 && g->inst[a].feature < 0)
+            a = g->inst[a].parent; /* latent nodes only gate: skip them */
+        if (a >= 0) {
+            parent[t->feature] = g->inst[a].feature;
+            with++;
+        }
+    }
+    return with;
+}

@@ -17,6 +17,7 @@
 #include <gsl/gsl_blas.h>
 
 #include "superpose/metrics.h"
+#include "superpose/recovery.h"
 #include "superpose/solve.h"
 
 enum { C_ENC, C_REFIT, C_SCALE, C_SCALE_LAT, C_SOLVER };
@@ -181,6 +182,33 @@ static int compute_codes(spec *sp, sp_solver *S, const gsl_matrix_float *x,
     }
 }
 
+#define MAX_PAIRS 64
+
+/* The parent:child pairs of absorption: metrics.pairs, or the tree's links. */
+static int absorb_pairs(const sp_run_cfg *cfg, sp_gen *gen, size_t nt, size_t *par, size_t *chi,
+                        sp_err *err)
+{
+    if (cfg->pairs[0])
+        return sp_config_pairs(cfg->pairs, nt, par, chi, MAX_PAIRS, err);
+    long *up = malloc(nt * sizeof *up);
+    if (!up)
+        return sp_err_set(err, "out of memory");
+    sp_gen_parent_rows(gen, up);
+    int n = 0;
+    for (size_t t = 0; t < nt && n < MAX_PAIRS; t++)
+        if (up[t] >= 0) {
+            par[n] = (size_t)up[t];
+            chi[n++] = t;
+        }
+    free(up);
+    return n;
+}
+
+/* One parent's absorption accumulator per scored configuration. */
+typedef struct {
+    size_t parent, children[MAX_PAIRS], n_children, main;
+} absorb_group;
+
 int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *gen,
                 gsl_rng *r_fit, gsl_rng *r_eval, const sp_ito_slots *slots, double **metric,
                 sp_err *err)
@@ -202,8 +230,16 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
     sp_codes *codes = sp_codes_alloc(B, B * nt);
     sp_solver *S = NULL;
     sp_scale_fit **fits = NULL;
+    sp_firing_acc **fire = calloc(n, sizeof *fire);
+    sp_absorb_acc **absorbs = NULL;
+    absorb_group groups[MAX_PAIRS];
+    size_t n_groups = 0;
+    long *t2l = malloc(nt * sizeof *t2l);
+    size_t *counts = malloc(nt * sizeof *counts);
+    unsigned char *fired = calloc(nt, 1);
     int rc = -1;
-    if (!specs || !spec_of || !acc || !sup || !gap || !match || !kvec || !bias || !dnorm || !x || !fe ||
+    if (!specs || !spec_of || !acc || !sup || !gap || !match || !kvec || !bias || !dnorm ||
+        !fire || !t2l || !counts || !fired || !x || !fe ||
         !xh || !t || !codes) {
         sp_err_set(err, "out of memory scoring %zu latents", m);
         goto out;
@@ -248,6 +284,40 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
             n2 += (double)row[j] * row[j];
         dnorm[i] = sqrt(n2);
     }
+    /* absorption: one group per parent, its main latent the MCC match */
+    {
+        size_t par[MAX_PAIRS], chi[MAX_PAIRS];
+        int np = absorb_pairs(c0, gen, nt, par, chi, err);
+        if (np < 0)
+            goto out;
+        if (np > 0 && isnan(sp_metric_mcc(L->decoder, G, t2l))) {
+            sp_err_set(err, "cannot match %zu latents to %zu truth features", m, nt);
+            goto out;
+        }
+        for (int k = 0; k < np; k++) {
+            if (t2l[par[k]] < 0)
+                continue; /* more features than latents: the parent has none */
+            size_t g;
+            for (g = 0; g < n_groups && groups[g].parent != par[k]; g++)
+                ;
+            if (g == n_groups)
+                groups[n_groups++] = (absorb_group){.parent = par[k],
+                                                    .main = (size_t)t2l[par[k]]};
+            groups[g].children[groups[g].n_children++] = chi[k];
+        }
+        if (n_groups && !(absorbs = calloc(n * n_groups, sizeof *absorbs))) {
+            sp_err_set(err, "out of memory");
+            goto out;
+        }
+        for (size_t r = 0; r < n; r++)
+            for (size_t g = 0; g < n_groups; g++)
+                if (!(absorbs[r * n_groups + g] = sp_absorb_acc_alloc(
+                          L->decoder, G, groups[g].parent, groups[g].children,
+                          groups[g].n_children, &groups[g].main, 1))) {
+                    sp_err_set(err, "out of memory for absorption");
+                    goto out;
+                }
+    }
     /* the decoder's bias: its output for the zero code */
     {
         gsl_matrix_float_view f1 = gsl_matrix_float_submatrix(fe, 0, 0, 1, m);
@@ -256,6 +326,11 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
         L->ops->decode(L, &f1.matrix, &h1.matrix);
         memcpy(bias, gsl_matrix_float_ptr(xh, 0, 0), d * sizeof *bias);
     }
+    for (size_t r = 0; r < n; r++)
+        if (!(fire[r] = sp_firing_acc_alloc(match, dnorm, m, nt))) {
+            sp_err_set(err, "out of memory for firing statistics");
+            goto out;
+        }
     if (need_solver && !(S = sp_solver_alloc(L->decoder, bias, B, err)))
         goto out;
     for (size_t k = 0; k < n_specs; k++) {
@@ -328,6 +403,8 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
         gsl_matrix_float_view tv = gsl_matrix_float_submatrix(t, 0, 0, nb, m);
         sp_gen_batch(gen, r_eval, nb, codes, &xv.matrix);
         l0_true += (double)codes->nnz;
+        for (size_t q = 0; q < codes->nnz; q++)
+            fired[codes->idx[q]] = 1;
         L->ops->encode(L, &xv.matrix, &fv.matrix);
         double sse_enc, l1_enc;
         L->ops->decode(L, &fv.matrix, &hv.matrix);
@@ -352,10 +429,23 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
             L->ops->decode(L, a, &hv.matrix);
             sp_recon_acc_add(acc[r], &xv.matrix, &hv.matrix, a);
             sp_support_acc_add(sup[r], a, codes->row, codes->idx);
+            sp_firing_acc_add(fire[r], a, codes->row, codes->idx, codes->val);
+            for (size_t g = 0; g < n_groups; g++)
+                sp_absorb_acc_add(absorbs[r * n_groups + g], &xv.matrix, a, codes->row, codes->idx);
             double sse, l1, lam = isfinite(sp->lambda) ? sp->lambda : 0;
             batch_terms(&xv.matrix, &hv.matrix, a, dnorm, &sse, &l1);
             gap[r] += (sse_enc + 2 * lam * l1_enc) - (sse + 2 * lam * l1);
         }
+    }
+    /* splitting: latents per truth feature, over the features that fired */
+    double split = NAN;
+    if (!isnan(sp_metric_split_count(L->decoder, G, c0->tau, counts))) {
+        double sum = 0;
+        size_t nf = 0;
+        for (size_t u = 0; u < nt; u++)
+            if (fired[u])
+                sum += (double)counts[u], nf++;
+        split = nf ? sum / (double)nf : NAN;
     }
     for (size_t r = 0; r < n; r++) {
         sp_recon_stats st;
@@ -370,6 +460,24 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
         const spec *sp = &specs[spec_of[r]];
         mt[slots->lambda] = is_lasso(sp->kind) ? sp->lambda : NAN;
         mt[slots->l0_true] = l0_true / (double)N;
+        mt[slots->split] = split;
+        sp_firing_stats fs;
+        sp_firing_acc_finish(fire[r], &fs, NULL);
+        mt[slots->lat_f1] = fs.f1;
+        mt[slots->shrinkage] = fs.shrinkage;
+        double fr = 0, full = 0, hole = 0;
+        size_t nf = 0, nh = 0;
+        for (size_t g = 0; g < n_groups; g++) {
+            sp_absorb_stats as;
+            sp_absorb_acc_finish(absorbs[r * n_groups + g], &as);
+            if (as.samples > 0)
+                fr += as.fraction, nf++;
+            if (as.with_child > 0)
+                full += as.full_rate_child, hole += as.recall_hole, nh++;
+        }
+        mt[slots->absorption] = nf ? fr / (double)nf : NAN;
+        mt[slots->full_absorption] = nh ? full / (double)nh : NAN;
+        mt[slots->recall_hole] = nh ? hole / (double)nh : NAN;
     }
     rc = 0;
 out:
@@ -383,6 +491,15 @@ out:
         sp_recon_acc_free(acc[r]);
         sp_support_acc_free(sup[r]);
     }
+    for (size_t r = 0; r < n && fire; r++)
+        sp_firing_acc_free(fire[r]);
+    for (size_t q = 0; absorbs && q < n * n_groups; q++)
+        sp_absorb_acc_free(absorbs[q]);
+    free(absorbs);
+    free(fire);
+    free(fired);
+    free(counts);
+    free(t2l);
     free(fits);
     sp_solver_free(S);
     sp_codes_free(codes);
@@ -400,4 +517,73 @@ out:
     free(spec_of);
     free(specs);
     return rc;
+}
+
+void sp_score_dictionary(const sp_run_cfg *cfg, const sp_learner *L, sp_gen *gen,
+                         const sp_dict_slots *slots, double *metric)
+{
+    const gsl_matrix_float *G = sp_gen_truth(gen), *D = L->decoder, *E = L->encoder;
+    size_t nt = G->size1, m = D->size1, d = D->size2;
+    long *t2l = malloc(nt * sizeof *t2l);
+    metric[slots->mcc] = t2l ? sp_metric_mcc(D, G, t2l) : NAN;
+    metric[slots->uniqueness] = sp_metric_uniqueness(D, G);
+    /* off-diagonal: the largest |cos| of a matched latent with another feature */
+    double off = NAN;
+    if (t2l && !isnan(metric[slots->mcc])) {
+        off = 0;
+        for (size_t t = 0; t < nt; t++) {
+            if (t2l[t] < 0)
+                continue;
+            const float *row = gsl_matrix_float_const_ptr(D, (size_t)t2l[t], 0);
+            double rr = 0;
+            for (size_t j = 0; j < d; j++)
+                rr += (double)row[j] * row[j];
+            for (size_t u = 0; u < nt && rr > 0; u++) {
+                if (u == t)
+                    continue;
+                const float *g = gsl_matrix_float_const_ptr(G, u, 0);
+                double dot = 0;
+                for (size_t j = 0; j < d; j++)
+                    dot += (double)row[j] * g[j];
+                double c = fabs(dot) / sqrt(rr); /* truth rows are unit */
+                off = c > off ? c : off;
+            }
+        }
+    }
+    metric[slots->offdiag] = off;
+    /* the weight signature of absorption, mean over parent:child pairs */
+    size_t par[MAX_PAIRS], chi[MAX_PAIRS];
+    sp_err err;
+    int np = t2l ? absorb_pairs(cfg, gen, nt, par, chi, &err) : -1;
+    double s_cdp = 0, s_pec = 0, s_pdc = 0;
+    size_t used = 0;
+    size_t used_p = 0;
+    for (int k = 0; k < np; k++) {
+        long lp = t2l[par[k]], lc = t2l[chi[k]];
+        if (lp >= 0 && (lc < 0 || (size_t)lc >= m)) {
+            /* fewer latents than features (hedging toy, 1 latent): only the
+             * parent's latent can be scored */
+            sp_absorb_weights wp;
+            sp_absorb_weights_of(D, NULL, G, chi[k], par[k], (size_t)lp, (size_t)lp, &wp);
+            s_pdc += wp.child_dec_parent;
+            used_p++;
+            continue;
+        }
+        if (lp < 0 || lc < 0 || (size_t)lp >= m || (size_t)lc >= m)
+            continue;
+        sp_absorb_weights w;
+        sp_absorb_weights_of(D, E, G, par[k], chi[k], (size_t)lp, (size_t)lc, &w);
+        /* the parent latent's decoder along the child: hedging's signature */
+        sp_absorb_weights wp;
+        sp_absorb_weights_of(D, NULL, G, chi[k], par[k], (size_t)lc, (size_t)lp, &wp);
+        s_cdp += w.child_dec_parent;
+        s_pec += w.parent_enc_child;
+        s_pdc += wp.child_dec_parent;
+        used++;
+        used_p++;
+    }
+    metric[slots->child_dec_parent] = used ? s_cdp / (double)used : NAN;
+    metric[slots->parent_enc_child] = used && E ? s_pec / (double)used : NAN;
+    metric[slots->parent_dec_child] = used_p ? s_pdc / (double)used_p : NAN;
+    free(t2l);
 }

@@ -7,6 +7,12 @@
  * (model.ratio or model.latents), the MMCS of its decoder against the
  * decoder of the run at the next larger size with everything else equal
  * (Sharkey et al. 2022: falls once the smaller dictionary exceeds G).
+ * hedging_next: for the same pair, how far the narrow dictionary's atoms
+ * moved into the span of the new atoms of the wider one (Chanin et al.
+ * 2025): the wide atoms matched one-to-one (Hungarian on |cos|) to the
+ * narrow ones come first, then sp_metric_hedging's share is divided by its
+ * random baseline (rank of the new atoms / d): 1 is what random motion
+ * gives, above 1 the old latents hedge towards the new ones.
  * lines: a metric against a numeric sweep axis, one curve per value of a
  * series axis (mean over the other axes). dims: D* and D_i of toy models
  * (Elhage et al. 2022). columns, rates, cofiring: one figure per stored
@@ -19,6 +25,7 @@
 #include "superpose/figure.h"
 #include "superpose/metrics.h"
 #include "superpose/npy.h"
+#include "superpose/recovery.h"
 #include "superpose/runner.h"
 #include "superpose/store.h"
 
@@ -142,8 +149,54 @@ static gsl_matrix_float *load_decoder(const char *out, const char *key)
     return m;
 }
 
-static double mmcs_next(const sp_experiment *ex, const char *out, const run_set *rs,
-                        size_t run)
+/* hedging_next of a narrow and a wide decoder (see the header). */
+static double hedging_of(const gsl_matrix_float *narrow, const gsl_matrix_float *wide)
+{
+    size_t w = narrow->size1, w2 = wide->size1, d = narrow->size2;
+    if (w2 <= w || wide->size2 != d)
+        return NAN;
+    double *cost = malloc(w * w2 * sizeof *cost);
+    long *to = malloc(w * sizeof *to);
+    unsigned char *used = calloc(w2, 1);
+    gsl_matrix_float *re = gsl_matrix_float_alloc(w2, d);
+    double v = NAN;
+    if (cost && to && used && re) {
+        for (size_t i = 0; i < w; i++)
+            for (size_t j = 0; j < w2; j++) {
+                const float *a = gsl_matrix_float_const_ptr(narrow, i, 0);
+                const float *b = gsl_matrix_float_const_ptr(wide, j, 0);
+                double ab = 0, aa = 0, bb = 0;
+                for (size_t t = 0; t < d; t++)
+                    ab += (double)a[t] * b[t], aa += (double)a[t] * a[t], bb += (double)b[t] * b[t];
+                cost[i * w2 + j] = aa > 0 && bb > 0 ? -fabs(ab) / sqrt(aa * bb) : 0;
+            }
+        if (!isnan(sp_hungarian(cost, w, w2, to))) {
+            size_t k = 0;
+            for (size_t i = 0; i < w; i++) {
+                gsl_vector_float_const_view row = gsl_matrix_float_const_row(wide, (size_t)to[i]);
+                gsl_matrix_float_set_row(re, k++, &row.vector);
+                used[to[i]] = 1;
+            }
+            for (size_t j = 0; j < w2; j++)
+                if (!used[j]) {
+                    gsl_vector_float_const_view row = gsl_matrix_float_const_row(wide, j);
+                    gsl_matrix_float_set_row(re, k++, &row.vector);
+                }
+            double base;
+            double share = sp_metric_hedging(narrow, re, &base);
+            v = base > 0 ? share / base : NAN;
+        }
+    }
+    gsl_matrix_float_free(re);
+    free(used);
+    free(to);
+    free(cost);
+    return v;
+}
+
+/* mmcs_next or hedging_next of a run (NaN when it has no next size). */
+static double next_metric(const sp_experiment *ex, const char *out, const run_set *rs,
+                          size_t run, int hedging)
 {
     const size_t *coords = rs->coords[run];
     int sa = size_axis(ex);
@@ -158,10 +211,26 @@ static double mmcs_next(const sp_experiment *ex, const char *out, const run_set 
         return NAN;
     gsl_matrix_float *small = load_decoder(out, rs->key[run]);
     gsl_matrix_float *large = load_decoder(out, rs->key[idx]);
-    double v = small && large ? sp_metric_mmcs(small, large, NULL) : NAN;
+    double v = !small || !large ? NAN
+               : hedging        ? hedging_of(small, large)
+                                : sp_metric_mmcs(small, large, NULL);
     gsl_matrix_float_free(small);
     gsl_matrix_float_free(large);
     return v;
+}
+
+static int is_next(const char *metric)
+{
+    return !strcmp(metric, "mmcs_next") || !strcmp(metric, "hedging_next");
+}
+
+/* A stored metric of run i, or a metric between it and its next size. */
+static double metric_of(const sp_experiment *ex, const char *out, const run_set *rs, size_t i,
+                        const char *metric)
+{
+    if (is_next(metric))
+        return next_metric(ex, out, rs, i, !strcmp(metric, "hedging_next"));
+    return sp_run_metric(rs->rec[i], metric);
 }
 
 static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char *out,
@@ -170,9 +239,9 @@ static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char
     int ix = sp_experiment_axis(ex, f->x), iy = sp_experiment_axis(ex, f->y);
     if (ix < 0 || iy < 0)
         return sp_err_set(err, "figure %s: axes %s / %s are not swept", f->name, f->x, f->y);
-    if (!strcmp(f->metric, "mmcs_next") && size_axis(ex) < 0)
-        return sp_err_set(err, "figure %s: mmcs_next needs a model.ratio or model.latents axis",
-                          f->name);
+    if (is_next(f->metric) && size_axis(ex) < 0)
+        return sp_err_set(err, "figure %s: %s needs a model.ratio or model.latents axis",
+                          f->name, f->metric);
     size_t nx = ex->axes[ix].n, ny = ex->axes[iy].n, total = rs->shown, missing = rs->missing;
     double *sum = calloc(nx * ny, sizeof *sum), *z = calloc(nx * ny, sizeof *z);
     size_t *cnt = calloc(nx * ny, sizeof *cnt);
@@ -187,8 +256,7 @@ static int plot_heatmap(const sp_experiment *ex, const sp_figspec *f, const char
         const size_t *coords = rs->coords[i];
         if (!r)
             continue;
-        double v = !strcmp(f->metric, "mmcs_next") ? mmcs_next(ex, out, rs, i)
-                                                   : sp_run_metric(r, f->metric);
+        double v = metric_of(ex, out, rs, i, f->metric);
         if (!isfinite(v))
             continue;
         if (isfinite(f->cap) && v > f->cap)
@@ -289,9 +357,12 @@ static double axis_value(const sp_experiment *ex, int a, size_t k, int inverse)
 
 /* kind = lines: the metric against a numeric axis, one curve per value of
  * the series axis, each point the mean over the other axes' runs. */
-static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const run_set *rs,
-                      const char *figdir, sp_err *err)
+static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const char *out,
+                      const run_set *rs, const char *figdir, sp_err *err)
 {
+    if (is_next(f->metric) && size_axis(ex) < 0)
+        return sp_err_set(err, "figure %s: %s needs a model.ratio or model.latents axis",
+                          f->name, f->metric);
     int ix = sp_experiment_axis(ex, f->x), is = f->series[0] ? sp_experiment_axis(ex, f->series)
                                                              : -1;
     if (ix < 0)
@@ -313,7 +384,7 @@ static int plot_lines(const sp_experiment *ex, const sp_figspec *f, const run_se
         const size_t *c = rs->coords[i];
         if (!r)
             continue;
-        double v = sp_run_metric(r, f->metric);
+        double v = metric_of(ex, out, rs, i, f->metric);
         if (!isfinite(v) || (f->logy && v <= 0))
             continue;
         size_t cell = (is >= 0 ? c[is] : 0) * nx + c[ix];
@@ -738,6 +809,142 @@ out:
 
 /* kinds rates, cofiring: one figure per stored run (NAME.png for
  * a single run, NAME-<index>.png otherwise), from the run's artifacts. */
+/* Cosine of two rows (double); 0 when either is zero. */
+static double row_cos(const float *a, const float *b, size_t d)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t j = 0; j < d; j++) {
+        ab += (double)a[j] * b[j];
+        aa += (double)a[j] * a[j];
+        bb += (double)b[j] * b[j];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
+}
+
+typedef struct {
+    size_t latent, match;
+    double cos;
+} latent_order;
+
+static int cmp_latent_order(const void *a, const void *b)
+{
+    const latent_order *x = a, *y = b;
+    if (x->match != y->match)
+        return x->match < y->match ? -1 : 1;
+    if (x->cos != y->cos)
+        return x->cos > y->cos ? -1 : 1;
+    return x->latent < y->latent ? -1 : (x->latent > y->latent);
+}
+
+/* kind = cosmatrix: per stored run, the cosines of every latent's decoder
+ * row (left block) and encoder row (right block) with every truth feature,
+ * latents ordered by their best-matched feature (so a clean dictionary is
+ * a diagonal): the standard picture of absorption (Chanin et al. 2024). */
+static int plot_cosmatrix(const sp_experiment *ex, const sp_figspec *f, const char *out,
+                          const run_set *rs, const char *figdir, sp_err *err)
+{
+    size_t n_runs = rs->n_ok;
+    int rc = 0;
+    if (!n_runs)
+        printf("figure %s: no stored runs yet\n", f->name);
+    for (size_t r = 0; rc == 0 && r < n_runs; r++) {
+        const char *key = rs->key[rs->ok[r]];
+        size_t m = 0, d = 0, me = 0, de = 0, nt = 0, dt = 0;
+        float *D = load_art(out, key, "decoder.npy", &m, &d);
+        float *E = load_art(out, key, "encoder.npy", &me, &de);
+        float *G = load_art(out, key, "truth.npy", &nt, &dt);
+        double *z = NULL;
+        latent_order *ord = NULL;
+        char(*xl)[16] = NULL, (*yl)[16] = NULL;
+        const char **xt = NULL, **yt = NULL;
+        if (!D || !G || d != dt || d == 0 || m == 0 || nt == 0) {
+            rc = sp_err_set(err, "figure %s: run %s has no decoder.npy and truth.npy of the "
+                                 "same width", f->name, key);
+            goto next;
+        }
+        if (m > 256 || nt > 256) {
+            rc = sp_err_set(err, "figure %s: %zu latents x %zu features is too many to draw "
+                                 "cell by cell (at most 256 each)", f->name, m, nt);
+            goto next;
+        }
+        int enc = E && me == m && de == d;
+        size_t nx = enc ? 2 * nt : nt;
+        z = malloc(nx * m * sizeof *z);
+        ord = malloc(m * sizeof *ord);
+        xl = calloc(nx, sizeof *xl);
+        yl = calloc(m, sizeof *yl);
+        xt = calloc(nx, sizeof *xt);
+        yt = calloc(m, sizeof *yt);
+        if (!z || !ord || !xl || !yl || !xt || !yt) {
+            rc = sp_err_set(err, "out of memory");
+            goto next;
+        }
+        for (size_t i = 0; i < m; i++) {
+            ord[i] = (latent_order){i, 0, -2};
+            for (size_t t = 0; t < nt; t++) {
+                double c = row_cos(D + i * d, G + t * d, d);
+                if (c > ord[i].cos)
+                    ord[i].match = t, ord[i].cos = c;
+            }
+        }
+        qsort(ord, m, sizeof *ord, cmp_latent_order);
+        /* the heatmap's first row is drawn at the bottom: the best match of
+         * feature 0 goes to the top, so a clean dictionary is the diagonal
+         * from top left to bottom right */
+        for (size_t k = 0; k < m; k++) {
+            size_t i = ord[k].latent, y = m - 1 - k;
+            snprintf(yl[y], sizeof yl[y], "L%zu", i);
+            yt[y] = yl[y];
+            for (size_t t = 0; t < nt; t++) {
+                z[y * nx + t] = row_cos(D + i * d, G + t * d, d);
+                if (enc)
+                    z[y * nx + nt + t] = row_cos(E + i * d, G + t * d, d);
+            }
+        }
+        for (size_t t = 0; t < nt; t++) {
+            snprintf(xl[t], sizeof xl[t], "d:f%zu", t);
+            xt[t] = xl[t];
+            if (enc) {
+                snprintf(xl[nt + t], sizeof xl[nt + t], "e:f%zu", t);
+                xt[nt + t] = xl[nt + t];
+            }
+        }
+        char name[96], label[400], title[600], header[1500];
+        if (n_runs == 1)
+            snprintf(name, sizeof name, "%s", f->name);
+        else
+            snprintf(name, sizeof name, "%s-%zu", f->name, r + 1);
+        run_label(ex, rs->coords[rs->ok[r]], label, sizeof label);
+        snprintf(title, sizeof title, "%s%s%s", f->title[0] ? f->title : f->name,
+                 label[0] ? "\n" : "", label);
+        fig_header(ex, enc ? "cos(decoder row, truth) in columns d:f*, then cos(encoder row, "
+                             "truth) in columns e:f*; latents (rows) ordered by best match"
+                           : "cos(decoder row, truth); latents ordered by best match",
+                   header, sizeof header);
+        sp_heatmap h = {.name = name, .title = title,
+                        .xlabel = enc ? "truth feature (d: decoder, e: encoder)" : "truth feature",
+                        .ylabel = "latent", .cblabel = "cos", .nx = nx, .ny = m,
+                        .xtics = xt, .ytics = yt, .z = z,
+                        .zmin = isfinite(f->zmin) ? f->zmin : -1,
+                        .zmax = isfinite(f->zmax) ? f->zmax : 1, .label_cells = 1,
+                        .label_fmt = f->format[0] ? f->format : "%.2f", .header = header};
+        rc = sp_figure_heatmap(figdir, &h, err);
+        if (rc == 0)
+            printf("figure %s/%s.png (%zu latents x %zu features)\n", figdir, name, m, nt);
+    next:
+        free(yt);
+        free(xt);
+        free(yl);
+        free(xl);
+        free(ord);
+        free(z);
+        free(G);
+        free(E);
+        free(D);
+    }
+    return rc;
+}
+
 static int plot_per_run(const sp_experiment *ex, const sp_figspec *f, const char *out,
                         const run_set *rs, const char *figdir, sp_err *err)
 {
@@ -856,7 +1063,7 @@ int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err)
         if (!strcmp(f->kind, "heatmap"))
             rc = plot_heatmap(ex, f, out, figdir, fs, err);
         else if (!strcmp(f->kind, "lines"))
-            rc = plot_lines(ex, f, fs, figdir, err);
+            rc = plot_lines(ex, f, out, fs, figdir, err);
         else if (!strcmp(f->kind, "frontier"))
             rc = plot_frontier(ex, f, fs, figdir, err);
         else if (!strcmp(f->kind, "curves"))
@@ -865,6 +1072,8 @@ int sp_sweep_plot(const sp_experiment *ex, const char *out_dir, sp_err *err)
             rc = plot_dims(ex, f, out, fs, figdir, err);
         else if (!strcmp(f->kind, "columns"))
             rc = plot_columns(ex, f, out, fs, figdir, err);
+        else if (!strcmp(f->kind, "cosmatrix"))
+            rc = plot_cosmatrix(ex, f, out, fs, figdir, err);
         else
             rc = plot_per_run(ex, f, out, fs, figdir, err);
         if (fs == &kept) {

@@ -36,7 +36,9 @@
 void openblas_set_num_threads(int num_threads);
 
 enum { M_MMCS, M_MMCS_REV, M_DEAD, M_L0, M_MSE, M_FVE, M_LOSS, M_STEPS, M_WALL, M_L0_TRUE,
-       M_MAX_COS, M_DSTAR, M_RESAMPLED, M_PRECISION, M_RECALL, M_F1, M_GAP, M_LAMBDA };
+       M_MAX_COS, M_DSTAR, M_RESAMPLED, M_PRECISION, M_RECALL, M_F1, M_GAP, M_LAMBDA, M_MCC,
+       M_UNIQUENESS, M_SPLIT, M_OFFDIAG, M_LAT_F1, M_SHRINKAGE, M_ABSORPTION, M_FULL_ABSORPTION,
+       M_RECALL_HOLE, M_CHILD_DEC_PARENT, M_PARENT_ENC_CHILD, M_PARENT_DEC_CHILD };
 
 const char *const sp_curve_names[SP_N_CURVES] = {"loss", "l0", "dead", "mmcs"};
 
@@ -358,8 +360,13 @@ int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char 
     }
     res->metric[M_STEPS] = (double)step;
     if (!res->diverged) {
-        static const sp_ito_slots slots = {M_DEAD, M_L0,  M_MSE, M_FVE,    M_PRECISION,
-                                           M_RECALL, M_F1, M_GAP, M_LAMBDA, M_L0_TRUE};
+        static const sp_ito_slots slots = {
+            M_DEAD,       M_L0,        M_MSE,        M_FVE,          M_PRECISION,
+            M_RECALL,     M_F1,        M_GAP,        M_LAMBDA,       M_L0_TRUE,
+            M_LAT_F1,     M_SHRINKAGE, M_ABSORPTION, M_FULL_ABSORPTION, M_RECALL_HOLE,
+            M_SPLIT};
+        static const sp_dict_slots dslots = {M_MCC, M_UNIQUENESS, M_OFFDIAG, M_CHILD_DEC_PARENT,
+                                             M_PARENT_ENC_CHILD, M_PARENT_DEC_CHILD};
         double *mt[SP_MAX_EVALS];
         if (n_eval > SP_MAX_EVALS) {
             sp_err_set(err, "internal: at most %d evaluations per run", SP_MAX_EVALS);
@@ -371,6 +378,7 @@ int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char 
          * window is the same for every run */
         if (sp_ito_eval(cfgs, n_eval, L, gen, r_stream, r_eval, &slots, mt, err) != 0)
             goto out;
+        sp_score_dictionary(cfg, L, gen, &dslots, res->metric);
         res->metric[M_MMCS] = sp_metric_mmcs(sp_gen_truth(gen), L->decoder, NULL);
         res->metric[M_MMCS_REV] = sp_metric_mmcs(L->decoder, sp_gen_truth(gen), NULL);
         res->metric[M_LOSS] = tail_loss / (double)tail;
@@ -384,8 +392,11 @@ int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char 
     for (size_t r = 1; r < n_eval; r++) {
         sp_run_result *o = &results[r];
         o->diverged = res->diverged;
-        const int shared[] = {M_MMCS, M_MMCS_REV, M_LOSS, M_STEPS, M_WALL, M_MAX_COS, M_DSTAR,
-                              M_RESAMPLED};
+        const int shared[] = {M_MMCS,          M_MMCS_REV,         M_LOSS,
+                              M_STEPS,         M_WALL,             M_MAX_COS,
+                              M_DSTAR,         M_RESAMPLED,        M_MCC,
+                              M_UNIQUENESS,    M_OFFDIAG,
+                              M_CHILD_DEC_PARENT, M_PARENT_ENC_CHILD, M_PARENT_DEC_CHILD};
         for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
             o->metric[shared[i]] = res->metric[shared[i]];
         if (res->n_curve > 0) {

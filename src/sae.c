@@ -911,9 +911,10 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_
      * Linear, as in the Sharkey reimplementation), atoms ~ N(0, I) unit.
      * topk, batchtopk, jumprelu: atoms N(0, I) unit, W_e = W_d, b_e = 0
      * (Gao et al. 2024: encoder initialised to the decoder's transpose).
-     * MLP: W_1, b_1 ~ U(+-1/sqrt(d)), W_e ~ U(+-1/sqrt(H)). */
+     * MLP: W_1, b_1 ~ U(+-1/sqrt(d)), W_e ~ U(+-1/sqrt(H)).
+     * model.init = transpose: relu as topk (W_e = W_d, b_e = 0). */
     double bound = 1.0 / sqrt((double)width);
-    int relu_init = s->kind == K_RELU;
+    int relu_init = s->kind == K_RELU && !cfg->init_transpose;
     if (s->H)
         for (size_t t = 0; t < s->H * d; t++)
             s->w1->data[t] = uniform_pm(rng, 1.0 / sqrt((double)d));

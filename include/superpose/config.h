@@ -45,7 +45,14 @@ typedef struct {
     double resample_until; /* train.resample_until: fraction of training */
     long curve_every;      /* metrics.curve_every: steps between curve points (0: off) */
     sp_solve_run_cfg solve;
+    char pairs[256];       /* metrics.pairs: "p:c, ..." parent:child truth rows for absorption */
+    double tau;            /* metrics.tau: splitting threshold on cos */
 } sp_run_cfg;
+
+/* Parses metrics.pairs ("p:c, p:c", truth rows < n_truth) into parent and
+ * child (up to max pairs). Returns the number of pairs, or -1 with err. */
+int sp_config_pairs(const char *text, size_t n_truth, size_t *parent, size_t *child, size_t max,
+                    sp_err *err);
 
 typedef enum {
     SP_OPT_INT,     /* int */

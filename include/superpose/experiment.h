@@ -11,7 +11,8 @@
  *                                               list values of variants
  *                  Runs are the Cartesian product of the axes.
  *   [variant.NAME] section.key = value, or = v1, ..., vN (one value per
- *                  level): settings of one variant of the method. With
+ *                  level), or feature.NODE.KEY = value (a key of a
+ *                  [feature.NODE] section): settings of one variant. With
  *                  variants, an axis named "variant" (their names, in file
  *                  order) is added in front of the others; a variant's
  *                  settings are applied after the other axes.
@@ -30,6 +31,8 @@
  *                    mmcs) against the step, one curve per value of series
  *                    (a sweep axis, or two joined by a comma)
  *                  kind = rates: expected and measured firing rate per feature
+ *                  kind = cosmatrix: per run, cos of every latent's decoder
+ *                    and encoder row with every truth feature
  *                  style = points (lines, frontier): markers, not joined
  *                  where = AXIS = VALUE[, AXIS = VALUE ...] (any kind): draw
  *                    only the runs at these values of these axes
@@ -56,9 +59,11 @@
 enum { SP_AXIS_OPTION, SP_AXIS_VARIANT, SP_AXIS_LEVEL };
 
 typedef struct {
-    const sp_opt *opt;
+    const sp_opt *opt;                 /* NULL for a feature-node setting */
     size_t n;                          /* 1: one value; else one per level */
     char values[SP_MAX_LEVELS][40];
+    int node;                          /* feature.NAME.KEY: index of node NAME */
+    char node_key[16];                 /* ... and KEY (parent, p, magnitude, ...) */
     int line;
 } sp_override;
 

@@ -166,6 +166,11 @@ void sp_gen_use_split(sp_gen *g, sp_split split);
 /* Samples of the split (0 when streaming). */
 size_t sp_gen_split_size(const sp_gen *g, sp_split split);
 
+/* Tree generator: for each truth row, the truth row of its nearest readout
+ * ancestor, or -1 (a root, or a row of another generator). parent has
+ * n_truth entries. Returns the number of rows that have a parent. */
+size_t sp_gen_parent_rows(const sp_gen *g, long *parent);
+
 /* Expected firing rate of each truth row (n_truth values), or -1 when the
  * kind has no closed form (sharkey: its rates depend on the normaliser). */
 int sp_gen_rates(const sp_gen *g, double *rates);

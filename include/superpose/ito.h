@@ -33,7 +33,17 @@
  *           solve.match = coef and train.mse = element it is the
  *           amortisation gap of the SAE's own loss (positive: the encoder
  *           is worse than the optimum)
- *   lambda  the lambda used (ista/fista) */
+ *   lambda  the lambda used (ista/fista)
+ *   lat_f1, shrinkage   per-latent firing F1 against the latent's
+ *           best-matched feature (mean over latents), learned over true
+ *           magnitude (recovery.h)
+ *   absorption, full_absorption, recall_hole   for the parent:child pairs
+ *           of metrics.pairs or of the tree, each parent's main latent being
+ *           its MCC (Hungarian) match: mean over parents of the absorption
+ *           fraction, of the full-absorption rate on samples where a child
+ *           fires too, and of P(main latent silent | parent and child on)
+ *   split   latents whose decoder has cos > metrics.tau with a truth
+ *           feature, mean over the features that fired in the window */
 #ifndef SUPERPOSE_ITO_H
 #define SUPERPOSE_ITO_H
 
@@ -47,6 +57,7 @@
 /* Indices into the result metrics for the entries this module fills. */
 typedef struct {
     int dead, l0, mse, fve, precision, recall, f1, gap, lambda, l0_true;
+    int lat_f1, shrinkage, absorption, full_absorption, recall_hole, split;
 } sp_ito_slots;
 
 /* Scores the trained learner L under each of the n configurations cfgs
@@ -58,6 +69,24 @@ typedef struct {
 int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *gen,
                 gsl_rng *r_fit, gsl_rng *r_eval, const sp_ito_slots *slots, double **metric,
                 sp_err *err);
+
+/* Scores of the dictionary alone (REFERENCE.md 4; recovery.h):
+ *   mcc, uniqueness     one-to-one Hungarian matching on |cos|; distinct
+ *                       best-matched features over latents
+ *   offdiag             the largest |cos| of a matched latent's decoder
+ *                       with any other feature (Matryoshka: <~ 0.25)
+ *   child_dec_parent    cos(child's latent decoder, parent feature) (~0.7
+ *                       when absorbed), mean over parent:child pairs
+ *   parent_enc_child    cos(parent's latent encoder, child feature) (< 0
+ *                       when absorbed)
+ *   parent_dec_child    cos(parent's latent decoder, child feature) (> 0:
+ *                       the parent latent hedges towards the child)
+ * Latents of a pair are the features' MCC matches. */
+typedef struct {
+    int mcc, uniqueness, offdiag, child_dec_parent, parent_enc_child, parent_dec_child;
+} sp_dict_slots;
+void sp_score_dictionary(const sp_run_cfg *cfg, const sp_learner *L, sp_gen *gen,
+                         const sp_dict_slots *slots, double *metric);
 
 /* NULL if the [solve] settings are valid for this run (method known,
  * match = coef only with ista/fista on a train.penalty = l1 learner,

@@ -17,7 +17,7 @@
 enum { SP_CURVE_LOSS, SP_CURVE_L0, SP_CURVE_DEAD, SP_CURVE_MMCS, SP_N_CURVES };
 extern const char *const sp_curve_names[SP_N_CURVES];
 
-#define SP_MAX_METRICS 24
+#define SP_MAX_METRICS 40
 /* Most runs that sp_run_train_multi scores from one training. */
 #define SP_MAX_EVALS 256
 

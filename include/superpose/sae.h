@@ -80,6 +80,8 @@ typedef struct {
     int coder;          /* dl: 0 fista (lambda = train.coef), 1 omp (k = model.k) */
     int update;         /* dl: 0 mod, 1 online (Mairal et al. 2009) */
     double forget;      /* dl: statistics decay per step, in (0, 1] */
+    int init_transpose; /* relu: W_e = W_d and b_e = 0 at initialisation (SAELens; Chanin
+                           et al. 2024), instead of torch's uniform Linear init */
 } sp_sae_cfg;
 
 /* Loss terms of one batch (forward pass). */

@@ -432,6 +432,22 @@ static int cmd_train(int argc, char **argv)
     return rc;
 }
 
+/* A CSV field: quoted (RFC 4180) when it holds a comma, a quote or a line break. */
+static void put_csv_field(const char *v)
+{
+    if (!strpbrk(v, ",\"\n\r")) {
+        fputs(v, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *v; v++) {
+        if (*v == '"')
+            putchar('"');
+        putchar(*v);
+    }
+    putchar('"');
+}
+
 static int cmd_results(int argc, char **argv)
 {
     int csv = 0;
@@ -501,7 +517,12 @@ static int cmd_results(int argc, char **argv)
                     snprintf(shortv, sizeof shortv, "%.4g", d);
                 else
                     snprintf(shortv, sizeof shortv, "%s", v ? v : "-");
-                printf(csv ? "%s%s" : "%s%13s", sep, csv && v ? v : shortv);
+                if (csv) {
+                    fputs(sep, stdout);
+                    put_csv_field(v ? v : shortv);
+                } else {
+                    printf("%s%13s", sep, shortv);
+                }
             }
         for (size_t m = 0; m < sp_n_run_metrics; m++)
             printf(csv ? "%s%.9g" : "%s%10.4g", sep, sp_run_metric(rr, sp_run_metric_names[m]));
