@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include <gsl/gsl_rng.h>
+
 #include "superpose/config.h"
+#include "superpose/gen.h"
+#include "superpose/sae.h"
 #include "superpose/experiment.h"
 #include "superpose/npy.h"
 #include "superpose/runner.h"
@@ -365,6 +369,170 @@ START_TEST(test_encode_cli)
 }
 END_TEST
 
+/* Writes text to path. */
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char *toy_ini =
+    "[experiment]\nname = toy\n"
+    "[data]\ngenerator = tree\nd = 12\ngeometry = orthonormal\nmagnitude = constant\n"
+    "mag_mean = 1\n"
+    "[feature.z]\np = 1\nreadout = false\n"
+    "[feature.f0]\nparent = z\np = 0.25\n"
+    "[feature.f1]\nparent = f0\np = 0.2\n"
+    "[feature.f2]\np = 0.05\n"
+    "[feature.f3]\np = 0.05\n"
+    "[model]\nlatents = 4\ninit = transpose\n"
+    "[train]\ncoef = 0.003\nmse = sample\nlr = 0.0003\nbatch = 256\nsteps = 20000\n"
+    "resample_every = 1000\nresample_until = 0.5\n"
+    "[metrics]\neval_samples = 4096\n"
+    "[variant.independent]\nfeature.f1.parent =\nfeature.f1.p = 0.05\n"
+    "[variant.hierarchical]\nmodel.tied = false\n"
+    "[figure.cos]\nkind = cosmatrix\n";
+
+/* The absorption toy of Chanin et al. 2024 end to end (REFERENCE.md 5.4),
+ * with a variant that rewires the tree (feature.f1.parent). Hierarchical:
+ * the child's latent decoder lies between parent and child (cos with the
+ * parent 1/sqrt 2 when it carries both at magnitude 1), the parent's
+ * encoder has a negative child component, every sample with both features
+ * is fully absorbed and the parent latent is silent on it. Independent:
+ * none of that. Also: the truth rows' parents seen by the generator, the
+ * cosine-matrix figures, and model.init = transpose. */
+START_TEST(test_absorption_toy_runs)
+{
+    char tmp[256], ini[512], out[512], cmd[2048];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(ini, sizeof ini, "%s/toy.ini", tmp);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    write_text(ini, toy_ini);
+    sp_err e;
+    sp_experiment *ex = sp_experiment_load(ini, NULL, &e);
+    ck_assert_msg(ex != NULL, "%s", e.msg);
+    ck_assert_uint_eq(sp_experiment_n_runs(ex), 2);
+    /* the generator's parent rows: f1 (row 1) under f0 (row 0) when
+     * hierarchical; no parent when independent; the latent z is skipped */
+    for (size_t v = 0; v < 2; v++) {
+        sp_run_cfg c;
+        ck_assert_int_eq(sp_experiment_run_cfg(ex, v, &c, NULL, &e), 0);
+        gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+        sp_gen *g = sp_gen_alloc(&c.data, 16, r, &e);
+        ck_assert_msg(g != NULL, "%s", e.msg);
+        long par[4];
+        size_t with = sp_gen_parent_rows(g, par);
+        ck_assert_uint_eq(with, v == 1 ? 1 : 0);
+        ck_assert_int_eq(par[0], -1);
+        ck_assert_int_eq(par[1], v == 1 ? 0 : -1);
+        ck_assert_int_eq(par[2], -1);
+        sp_gen_free(g);
+        gsl_rng_free(r);
+    }
+    sp_run_cfg hc;
+    ck_assert_int_eq(sp_experiment_run_cfg(ex, 1, &hc, NULL, &e), 0);
+    sp_experiment_free(ex);
+    /* model.init = transpose: W_e = W_d and b_e = 0 before training */
+    {
+        gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+        sp_learner *L = sp_learner_alloc(&hc.model, &hc.penalty, 12, 4, 8, 10, r, &e);
+        ck_assert_msg(L != NULL, "%s", e.msg);
+        for (size_t t = 0; t < 4 * 12; t++)
+            ck_assert(L->encoder->data[t] == L->decoder->data[t]);
+        for (size_t p = 0; p < L->n_params; p++)
+            if (!strcmp(L->params[p].name, "b_e"))
+                for (size_t i = 0; i < 4; i++)
+                    ck_assert(L->params[p].w[i] == 0);
+        sp_learner_free(L);
+        gsl_rng_free(r);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out);
+    ck_assert_int_eq(count_lines_with(cmd, "figure ", NULL, 0), 2);
+    char db[600];
+    snprintf(db, sizeof db, "%s/results.db", out);
+    sp_store *st = sp_store_open(db, &e);
+    sp_run_list runs = {0};
+    ck_assert_int_eq(sp_store_list(st, &runs, &e), 0);
+    ck_assert_uint_eq(runs.n, 2);
+    for (size_t r = 0; r < runs.n; r++) {
+        const sp_run_record *rr = &runs.runs[r];
+        double cdp = sp_run_metric(rr, "child_dec_parent"), pec = sp_run_metric(rr, "parent_enc_child");
+        double full = sp_run_metric(rr, "full_absorption"), hole = sp_run_metric(rr, "recall_hole");
+        double mcc = sp_run_metric(rr, "mcc");
+        if (!isnan(full)) { /* hierarchical: a pair exists */
+            ck_assert_msg(fabs(cdp - 1 / sqrt(2.0)) < 0.05, "child_dec_parent %g", cdp);
+            ck_assert_msg(pec < -0.3, "parent_enc_child %g", pec);
+            ck_assert_msg(full > 0.9 && hole > 0.9, "full %g hole %g", full, hole);
+            ck_assert_msg(fabs(mcc - (3 + 1 / sqrt(2.0)) / 4) < 0.02, "mcc %g", mcc);
+        } else { /* independent: no pair, a clean dictionary */
+            ck_assert(isnan(cdp) && isnan(hole));
+            ck_assert_msg(mcc > 0.99, "mcc %g", mcc);
+            ck_assert_msg(sp_run_metric(rr, "lat_f1") > 0.99, "lat_f1");
+        }
+    }
+    sp_run_list_free(&runs);
+    sp_store_close(st);
+    char png[700];
+    snprintf(png, sizeof png, "%s/figures/cos-2.png", out);
+    ck_assert_int_eq(access(png, R_OK), 0);
+}
+END_TEST
+
+/* Variant settings of tree nodes and metrics.pairs are checked at load. */
+START_TEST(test_node_override_errors)
+{
+    char tmp[256], ini[512];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(ini, sizeof ini, "%s/t.ini", tmp);
+    const char *bad[] = {"[variant.a]\nfeature.nope.p = 0.1\n",
+                         "[variant.a]\nfeature.f1.p = 2\n",
+                         "[variant.a]\nfeature.f1.parent = f9\n",
+                         "[metrics]\npairs = 0:7\n", "[metrics]\npairs = 0-1\n"};
+    const char *expect[] = {"no [feature.nope] section", "probability", "f9",
+                            "0:7 is not a pair", "expected parent:child"};
+    for (int i = 0; i < 5; i++) {
+        char text[2048];
+        snprintf(text, sizeof text,
+                 "[experiment]\nname = t\n[data]\ngenerator = tree\nd = 8\n"
+                 "[feature.f0]\np = 0.25\n[feature.f1]\nparent = f0\np = 0.2\n%s", bad[i]);
+        write_text(ini, text);
+        sp_err e;
+        sp_experiment *ex = sp_experiment_load(ini, NULL, &e);
+        if (ex) { /* pairs are checked with the run's configuration */
+            sp_run_cfg c;
+            ck_assert_int_eq(sp_experiment_run_cfg(ex, 0, &c, NULL, &e), 0);
+            ck_assert_int_eq(sp_config_check(&c, &e), -1);
+            sp_experiment_free(ex);
+        }
+        ck_assert_msg(strstr(e.msg, expect[i]), "case %d: %s", i, e.msg);
+    }
+}
+END_TEST
+
+/* `superpose results --csv` quotes a value holding a comma (model.prefixes). */
+START_TEST(test_results_csv_quotes)
+{
+    char tmp[256], db[512], cmd[1024], line[2048];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(db, sizeof db, "%s/r.db", tmp);
+    sp_run_cfg a, b;
+    small(&a);
+    small(&b);
+    set(&b, "model.prefixes", "8, 16");
+    sp_run_result res;
+    memset(&res, 0, sizeof res);
+    for (size_t i = 0; i < SP_MAX_METRICS; i++)
+        res.metric[i] = 0.5;
+    sp_err e;
+    ck_assert_int_eq(sp_run_store(db, "x", &a, &res, &e), 0);
+    ck_assert_int_eq(sp_run_store(db, "x", &b, &res, &e), 0);
+    snprintf(cmd, sizeof cmd, "'%s' results '%s' --csv", SP_SOURCE_DIR "/build/superpose", db);
+    ck_assert_int_eq(count_lines_with(cmd, "\"8, 16\"", line, sizeof line), 1);
+}
+END_TEST
+
 Suite *make_ito_suite(void)
 {
     Suite *s = suite_create("ito");
@@ -375,6 +543,9 @@ Suite *make_ito_suite(void)
     tcase_add_test(tc, test_multi_equals_single_and_orders);
     tcase_add_test(tc, test_sweep_groups_trainings);
     tcase_add_test(tc, test_encode_cli);
+    tcase_add_test(tc, test_absorption_toy_runs);
+    tcase_add_test(tc, test_node_override_errors);
+    tcase_add_test(tc, test_results_csv_quotes);
     suite_add_tcase(s, tc);
     return s;
 }
