@@ -236,10 +236,10 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
     size_t n_groups = 0;
     long *t2l = malloc(nt * sizeof *t2l);
     size_t *counts = malloc(nt * sizeof *counts);
-    unsigned char *fired = calloc(nt, 1);
+    unsigned char *fired = calloc(nt, 1), *alive = calloc(m, 1);
     int rc = -1;
     if (!specs || !spec_of || !acc || !sup || !gap || !match || !kvec || !bias || !dnorm ||
-        !fire || !t2l || !counts || !fired || !x || !fe ||
+        !fire || !t2l || !counts || !fired || !alive || !x || !fe ||
         !xh || !t || !codes) {
         sp_err_set(err, "out of memory scoring %zu latents", m);
         goto out;
@@ -406,6 +406,11 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
         for (size_t q = 0; q < codes->nnz; q++)
             fired[codes->idx[q]] = 1;
         L->ops->encode(L, &xv.matrix, &fv.matrix);
+        for (size_t b = 0; b < nb; b++) {
+            const float *fr = gsl_matrix_float_const_ptr(&fv.matrix, b, 0);
+            for (size_t i = 0; i < m; i++)
+                alive[i] |= fr[i] != 0;
+        }
         double sse_enc, l1_enc;
         L->ops->decode(L, &fv.matrix, &hv.matrix);
         batch_terms(&xv.matrix, &hv.matrix, &fv.matrix, dnorm, &sse_enc, &l1_enc);
@@ -437,9 +442,25 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
             gap[r] += (sse_enc + 2 * lam * l1_enc) - (sse + 2 * lam * l1);
         }
     }
-    /* splitting: latents per truth feature, over the features that fired */
+    /* splitting: live latents (the encoder fired them in the window) per
+     * truth feature that fired; dead latents split nothing */
     double split = NAN;
-    if (!isnan(sp_metric_split_count(L->decoder, G, c0->tau, counts))) {
+    size_t n_alive = 0;
+    for (size_t i = 0; i < m; i++)
+        n_alive += alive[i];
+    gsl_matrix_float *live = n_alive ? gsl_matrix_float_alloc(n_alive, d) : NULL;
+    for (size_t i = 0, k = 0; live && i < m; i++)
+        if (alive[i]) {
+            gsl_vector_float_const_view row = gsl_matrix_float_const_row(L->decoder, i);
+            gsl_matrix_float_set_row(live, k++, &row.vector);
+        }
+    if (!live && n_alive) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    if (!live) {
+        split = 0;
+    } else if (!isnan(sp_metric_split_count(live, G, c0->tau, counts))) {
         double sum = 0;
         size_t nf = 0;
         for (size_t u = 0; u < nt; u++)
@@ -447,6 +468,7 @@ int sp_ito_eval(const sp_run_cfg *const *cfgs, size_t n, sp_learner *L, sp_gen *
                 sum += (double)counts[u], nf++;
         split = nf ? sum / (double)nf : NAN;
     }
+    gsl_matrix_float_free(live);
     for (size_t r = 0; r < n; r++) {
         sp_recon_stats st;
         sp_recon_acc_finish(acc[r], &st);
@@ -498,6 +520,7 @@ out:
     free(absorbs);
     free(fire);
     free(fired);
+    free(alive);
     free(counts);
     free(t2l);
     free(fits);

@@ -42,8 +42,9 @@
  *           its MCC (Hungarian) match: mean over parents of the absorption
  *           fraction, of the full-absorption rate on samples where a child
  *           fires too, and of P(main latent silent | parent and child on)
- *   split   latents whose decoder has cos > metrics.tau with a truth
- *           feature, mean over the features that fired in the window */
+ *   split   live latents (fired by the encoder in the window) whose
+ *           decoder has cos > metrics.tau with a truth feature, mean over
+ *           the features that fired in the window */
 #ifndef SUPERPOSE_ITO_H
 #define SUPERPOSE_ITO_H
 
