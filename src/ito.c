@@ -558,17 +558,8 @@ void sp_score_dictionary(const sp_run_cfg *cfg, const sp_learner *L, sp_gen *gen
             if (t2l[t] < 0)
                 continue;
             const float *row = gsl_matrix_float_const_ptr(D, (size_t)t2l[t], 0);
-            double rr = 0;
-            for (size_t j = 0; j < d; j++)
-                rr += (double)row[j] * row[j];
-            for (size_t u = 0; u < nt && rr > 0; u++) {
-                if (u == t)
-                    continue;
-                const float *g = gsl_matrix_float_const_ptr(G, u, 0);
-                double dot = 0;
-                for (size_t j = 0; j < d; j++)
-                    dot += (double)row[j] * g[j];
-                double c = fabs(dot) / sqrt(rr); /* truth rows are unit */
+            for (size_t u = 0; u < nt; u++) {
+                double c = u == t ? 0 : fabs(sp_cos(row, gsl_matrix_float_const_ptr(G, u, 0), d));
                 off = c > off ? c : off;
             }
         }

@@ -24,8 +24,7 @@
 #include <string.h>
 #include <gsl/gsl_blas.h>
 
-/* Copy of a with unit-norm rows (zero rows stay zero). */
-static gsl_matrix_float *unit_rows(const gsl_matrix_float *a)
+gsl_matrix_float *sp_unit_rows(const gsl_matrix_float *a)
 {
     gsl_matrix_float *u = gsl_matrix_float_alloc(a->size1, a->size2);
     if (!u)
@@ -43,6 +42,17 @@ static gsl_matrix_float *unit_rows(const gsl_matrix_float *a)
     return u;
 }
 
+double sp_cos(const float *a, const float *b, size_t d)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t k = 0; k < d; k++) {
+        ab += (double)a[k] * b[k];
+        aa += (double)a[k] * a[k];
+        bb += (double)b[k] * b[k];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
+}
+
 double sp_metric_mmcs(const gsl_matrix_float *a, const gsl_matrix_float *b,
                       double *best)
 {
@@ -50,7 +60,7 @@ double sp_metric_mmcs(const gsl_matrix_float *a, const gsl_matrix_float *b,
         return NAN;
     const size_t block = 256;
     size_t na = a->size1, nb = b->size1;
-    gsl_matrix_float *ua = unit_rows(a), *ub = unit_rows(b);
+    gsl_matrix_float *ua = sp_unit_rows(a), *ub = sp_unit_rows(b);
     gsl_matrix_float *c = gsl_matrix_float_alloc(na < block ? na : block, nb);
     double total = NAN;
     if (ua && ub && c) {
@@ -157,7 +167,7 @@ int sp_metric_best_match(const gsl_matrix_float *dec, const gsl_matrix_float *tr
         return -1;
     const size_t block = 256;
     size_t m = dec->size1, n = truth->size1;
-    gsl_matrix_float *ud = unit_rows(dec), *ut = unit_rows(truth);
+    gsl_matrix_float *ud = sp_unit_rows(dec), *ut = sp_unit_rows(truth);
     gsl_matrix_float *c = gsl_matrix_float_alloc(m < block ? m : block, n);
     int rc = -1;
     if (ud && ut && c) {

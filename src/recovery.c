@@ -79,25 +79,6 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 
-/* Copy of a with unit-norm rows (zero rows stay zero), as in metrics.c. */
-static gsl_matrix_float *unit_rows(const gsl_matrix_float *a)
-{
-    gsl_matrix_float *u = gsl_matrix_float_alloc(a->size1, a->size2);
-    if (!u)
-        return NULL;
-    for (size_t i = 0; i < a->size1; i++) {
-        const float *src = gsl_matrix_float_const_ptr(a, i, 0);
-        float *dst = gsl_matrix_float_ptr(u, i, 0);
-        double n2 = 0;
-        for (size_t j = 0; j < a->size2; j++)
-            n2 += (double)src[j] * src[j];
-        double inv = n2 > 0 ? 1.0 / sqrt(n2) : 0.0;
-        for (size_t j = 0; j < a->size2; j++)
-            dst[j] = (float)(src[j] * inv);
-    }
-    return u;
-}
-
 static int shapes_ok(const gsl_matrix_float *a, const gsl_matrix_float *b)
 {
     return a && b && a->size1 > 0 && b->size1 > 0 && a->size2 > 0 && a->size2 == b->size2;
@@ -106,7 +87,7 @@ static int shapes_ok(const gsl_matrix_float *a, const gsl_matrix_float *b)
 /* cos(a_i, b_j) as a rows(a) x rows(b) float matrix, or NULL. */
 static gsl_matrix_float *cos_matrix(const gsl_matrix_float *a, const gsl_matrix_float *b)
 {
-    gsl_matrix_float *ua = unit_rows(a), *ub = unit_rows(b);
+    gsl_matrix_float *ua = sp_unit_rows(a), *ub = sp_unit_rows(b);
     gsl_matrix_float *c = gsl_matrix_float_alloc(a->size1, b->size1);
     if (ua && ub && c)
         gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, ua, ub, 0.0f, c);
@@ -117,19 +98,6 @@ static gsl_matrix_float *cos_matrix(const gsl_matrix_float *a, const gsl_matrix_
     gsl_matrix_float_free(ub);
     gsl_matrix_float_free(ua);
     return c;
-}
-
-/* cos between two float vectors in double (0 if either is zero). */
-static double cos_vec(const float *a, size_t sa, const float *b, size_t sb, size_t d)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t k = 0; k < d; k++) {
-        double u = a[k * sa], v = b[k * sb];
-        ab += u * v;
-        aa += u * u;
-        bb += v * v;
-    }
-    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
 }
 
 /* ---- matching ------------------------------------------------------------- */
@@ -579,7 +547,7 @@ sp_absorb_acc *sp_absorb_acc_alloc(const gsl_matrix_float *dec, const gsl_matrix
         for (size_t k = 0; k < d; k++)
             n2 += (double)r[k] * r[k];
         a->dnorm[j] = sqrt(n2);
-        a->cosp[j] = cos_vec(r, 1, g, 1, d);
+        a->cosp[j] = sp_cos(r, g, d);
     }
     memcpy(a->main, main, n_main * sizeof *main);
     for (size_t k = 0; k < n_main; k++)
@@ -688,13 +656,13 @@ void sp_absorb_weights_of(const gsl_matrix_float *dec, const gsl_matrix_float *e
     const float *gc = gsl_matrix_float_const_ptr(truth, child, 0);
     if (lc < dec->size1) {
         const float *r = gsl_matrix_float_const_ptr(dec, lc, 0);
-        out->child_dec_parent = cos_vec(r, 1, gp, 1, d);
-        out->child_dec_child = cos_vec(r, 1, gc, 1, d);
+        out->child_dec_parent = sp_cos(r, gp, d);
+        out->child_dec_child = sp_cos(r, gc, d);
     }
     if (enc && enc->size2 == d && lp < enc->size1) {
         const float *r = gsl_matrix_float_const_ptr(enc, lp, 0);
-        out->parent_enc_parent = cos_vec(r, 1, gp, 1, d);
-        out->parent_enc_child = cos_vec(r, 1, gc, 1, d);
+        out->parent_enc_parent = sp_cos(r, gp, d);
+        out->parent_enc_child = sp_cos(r, gc, d);
     }
 }
 

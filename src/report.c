@@ -163,12 +163,8 @@ static double hedging_of(const gsl_matrix_float *narrow, const gsl_matrix_float 
     if (cost && to && used && re) {
         for (size_t i = 0; i < w; i++)
             for (size_t j = 0; j < w2; j++) {
-                const float *a = gsl_matrix_float_const_ptr(narrow, i, 0);
-                const float *b = gsl_matrix_float_const_ptr(wide, j, 0);
-                double ab = 0, aa = 0, bb = 0;
-                for (size_t t = 0; t < d; t++)
-                    ab += (double)a[t] * b[t], aa += (double)a[t] * a[t], bb += (double)b[t] * b[t];
-                cost[i * w2 + j] = aa > 0 && bb > 0 ? -fabs(ab) / sqrt(aa * bb) : 0;
+                cost[i * w2 + j] = -fabs(sp_cos(gsl_matrix_float_const_ptr(narrow, i, 0),
+                                                gsl_matrix_float_const_ptr(wide, j, 0), d));
             }
         if (!isnan(sp_hungarian(cost, w, w2, to))) {
             size_t k = 0;
@@ -809,18 +805,6 @@ out:
 
 /* kinds rates, cofiring: one figure per stored run (NAME.png for
  * a single run, NAME-<index>.png otherwise), from the run's artifacts. */
-/* Cosine of two rows (double); 0 when either is zero. */
-static double row_cos(const float *a, const float *b, size_t d)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t j = 0; j < d; j++) {
-        ab += (double)a[j] * b[j];
-        aa += (double)a[j] * a[j];
-        bb += (double)b[j] * b[j];
-    }
-    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
-}
-
 typedef struct {
     size_t latent, match;
     double cos;
@@ -882,7 +866,7 @@ static int plot_cosmatrix(const sp_experiment *ex, const sp_figspec *f, const ch
         for (size_t i = 0; i < m; i++) {
             ord[i] = (latent_order){i, 0, -2};
             for (size_t t = 0; t < nt; t++) {
-                double c = row_cos(D + i * d, G + t * d, d);
+                double c = sp_cos(D + i * d, G + t * d, d);
                 if (c > ord[i].cos)
                     ord[i].match = t, ord[i].cos = c;
             }
@@ -896,9 +880,9 @@ static int plot_cosmatrix(const sp_experiment *ex, const sp_figspec *f, const ch
             snprintf(yl[y], sizeof yl[y], "L%zu", i);
             yt[y] = yl[y];
             for (size_t t = 0; t < nt; t++) {
-                z[y * nx + t] = row_cos(D + i * d, G + t * d, d);
+                z[y * nx + t] = sp_cos(D + i * d, G + t * d, d);
                 if (enc)
-                    z[y * nx + nt + t] = row_cos(E + i * d, G + t * d, d);
+                    z[y * nx + nt + t] = sp_cos(E + i * d, G + t * d, d);
             }
         }
         for (size_t t = 0; t < nt; t++) {

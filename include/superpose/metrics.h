@@ -36,6 +36,13 @@
 double sp_metric_mmcs(const gsl_matrix_float *a, const gsl_matrix_float *b,
                       double *best);
 
+/* A copy of a with unit-norm rows (zero rows stay zero); NULL if out of
+ * memory. */
+gsl_matrix_float *sp_unit_rows(const gsl_matrix_float *a);
+/* cos(a, b) of two float vectors of length d, accumulated in double; 0 when
+ * either is zero. */
+double sp_cos(const float *a, const float *b, size_t d);
+
 /* Accumulates reconstruction statistics over an evaluation window. */
 typedef struct {
     size_t d, m;
