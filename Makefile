@@ -2,7 +2,7 @@
 # against OpenBLAS (never GSL's reference CBLAS, about 50x slower here).
 CC      ?= cc
 BUILD   ?= build
-OPT     ?= -O3 -march=x86-64-v2 -mtune=native -fno-trapping-math
+OPT     ?= -O3 -march=x86-64-v2 -mtune=native -fno-trapping-math -fno-math-errno
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(EXTRA_CFLAGS)
