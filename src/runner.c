@@ -6,7 +6,11 @@
  * it reports progress to the parent through a pipe. Killing the sweep at
  * any moment loses only the runs in flight: a rerun skips every run whose
  * key is in the store. Runs are started largest first so that the workers
- * finish together. */
+ * finish together. A run whose GEMMs are large (B m d >= SP_THREADED_GEMM)
+ * gains more from BLAS threads than from sharing the cores with other runs:
+ * it runs alone, with -j BLAS threads; smaller runs run -j at a time, one
+ * thread each. The choice depends only on the run and -j, never on what
+ * else is running, so a run's numbers do not depend on the schedule. */
 #include "superpose/runner.h"
 
 #include <errno.h>
@@ -614,6 +618,7 @@ typedef struct {
     char (*key)[17];    /* their keys */
     size_t n;           /* runs in the group */
     double cost;
+    int threads;        /* BLAS threads of the worker (> 1: runs alone) */
     pid_t pid;
     int fd;             /* pipe from the worker */
     char buf[4096];
@@ -653,7 +658,7 @@ static void write_all(int fd, const char *s)
 static void worker(const sp_experiment *ex, job *jb, const char *out, int fd)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    openblas_set_num_threads(1);
+    openblas_set_num_threads(jb->threads > 1 ? jb->threads : 1);
     sp_err err;
     char art[1200], db[1100], msg[1400];
     snprintf(art, sizeof art, "%s/artifacts/%s", out, jb->key[0]);
@@ -838,8 +843,9 @@ static void free_jobs(job *jobs, size_t n)
 
 /* Groups the runs that the store does not hold by their training key:
  * each group is one job (one training, several scorings). */
-static int plan_jobs(const sp_experiment *ex, sp_store *st, job **out_jobs, size_t *n_jobs,
-                     size_t *n_todo, size_t *n_stored, double *work_total, sp_err *err)
+static int plan_jobs(const sp_experiment *ex, sp_store *st, int threads, job **out_jobs,
+                     size_t *n_jobs, size_t *n_todo, size_t *n_stored, double *work_total,
+                     sp_err *err)
 {
     size_t total = sp_experiment_n_runs(ex);
     job *jobs = calloc(total ? total : 1, sizeof *jobs);
@@ -875,6 +881,10 @@ static int plan_jobs(const sp_experiment *ex, sp_store *st, job **out_jobs, size
             memcpy(tkey[j], tk, sizeof tk);
             jb->fd = -1;
             jb->cost = sp_config_cost(&cfg);
+            jb->threads = (double)cfg.batch * (double)cfg.data.d *
+                                  (double)sp_config_latents(&cfg) >= SP_THREADED_GEMM
+                              ? threads
+                              : 1;
             *work_total += jb->cost;
         } else {
             double c = eval_cost(&cfg);
@@ -923,17 +933,23 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     size_t total = sp_experiment_n_runs(ex), n_jobs = 0, n_todo = 0, n_stored = 0;
     double work_total = 0;
     job *jobs = NULL;
-    int planned = plan_jobs(ex, st, &jobs, &n_jobs, &n_todo, &n_stored, &work_total, err);
+    int jobs_max = o->jobs < 1 ? 1 : o->jobs;
+    int planned =
+        plan_jobs(ex, st, jobs_max, &jobs, &n_jobs, &n_todo, &n_stored, &work_total, err);
     sp_store_close(st); /* workers open their own connections */
     if (planned != 0)
         return -1;
 
-    int jobs_max = o->jobs < 1 ? 1 : o->jobs;
+    size_t n_threaded = 0;
+    for (size_t i = 0; i < n_jobs; i++)
+        n_threaded += jobs[i].threads > 1;
     printf("%s%s%s: %zu runs, %zu already stored, %zu to run", ex->name,
            ex->preset[0] ? " --preset " : "", ex->preset, total, n_stored, n_todo);
     if (n_jobs != n_todo)
         printf(" (%zu trainings, each scored several ways)", n_jobs);
     printf(" with %d worker%s -> %s\n", jobs_max, jobs_max == 1 ? "" : "s", out);
+    if (n_threaded)
+        printf("%zu large trainings run alone with %d BLAS threads each\n", n_threaded, jobs_max);
     fflush(stdout);
 
     struct sigaction sa = {0}, old_int, old_term, old_hup;
@@ -948,13 +964,18 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
                       .t0 = sp_now()};
     double t0 = sw.t0, last_draw = 0, last_log = t0;
     size_t next = 0, running = 0;
-    int rc = 0;
+    int rc = 0, threaded_running = 0;
     while ((next < n_jobs || running > 0) && !interrupted) {
         while (running < (size_t)jobs_max && next < n_jobs && !interrupted) {
+            /* a threaded run takes the machine: start it when nothing else
+             * runs, and start nothing beside it */
+            if ((jobs[next].threads > 1 && running > 0) || threaded_running)
+                break;
             if (spawn(ex, &jobs[next], out, err) != 0) {
                 rc = -1;
                 break;
             }
+            threaded_running = jobs[next].threads > 1;
             next++;
             running++;
         }
@@ -984,6 +1005,8 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
             int status = 0;
             waitpid(jb->pid, &status, 0);
             running--;
+            if (jb->threads > 1)
+                threaded_running = 0;
             sw.work_done += jb->cost;
             int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && jb->reported == jb->n;
             jb->state = ok ? 2 : 3;

@@ -533,6 +533,57 @@ START_TEST(test_results_csv_quotes)
 }
 END_TEST
 
+/* A run with large GEMMs (B m d >= SP_THREADED_GEMM: m = 4096, d = 256,
+ * batch 256) runs alone with -j BLAS threads; its numbers equal those of
+ * the same run with one thread (-j 1). */
+START_TEST(test_large_runs_threaded)
+{
+    char tmp[256], ini[512], out1[512], out2[512], cmd[2048], line[2048];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(ini, sizeof ini, "%s/thr.ini", tmp);
+    snprintf(out1, sizeof out1, "%s/o1", tmp);
+    snprintf(out2, sizeof out2, "%s/o2", tmp);
+    write_text(ini, "[experiment]\nname = thr\n[data]\nd = 256\nn = 512\n"
+                    "[train]\nbatch = 256\nsteps = 8\ncoef_scale = dict\n"
+                    "[metrics]\neval_samples = 256\n[sweep]\nmodel.ratio = 0.5, 8\n");
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out2);
+    ck_assert_int_eq(count_lines_with(cmd, "1 large trainings run alone with 2 BLAS threads",
+                                      line, sizeof line), 1);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 1 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out1);
+    ck_assert_int_eq(count_lines_with(cmd, "large trainings", NULL, 0), 0);
+    sp_run_list a = {0}, b = {0};
+    sp_err e;
+    char db[600];
+    snprintf(db, sizeof db, "%s/results.db", out1);
+    sp_store *st = sp_store_open(db, &e);
+    ck_assert_int_eq(sp_store_list(st, &a, &e), 0);
+    sp_store_close(st);
+    snprintf(db, sizeof db, "%s/results.db", out2);
+    st = sp_store_open(db, &e);
+    ck_assert_int_eq(sp_store_list(st, &b, &e), 0);
+    sp_store_close(st);
+    ck_assert_uint_eq(a.n, 2);
+    ck_assert_uint_eq(b.n, 2);
+    for (size_t r = 0; r < 2; r++) {
+        const sp_run_record *rb = NULL;
+        for (size_t q = 0; q < 2; q++)
+            if (!strcmp(b.runs[q].key, a.runs[r].key))
+                rb = &b.runs[q];
+        ck_assert_ptr_nonnull(rb);
+        for (size_t i = 0; i < sp_n_run_metrics; i++) {
+            const char *mname = sp_run_metric_names[i];
+            double x = sp_run_metric(&a.runs[r], mname), y = sp_run_metric(rb, mname);
+            if (strcmp(mname, "wall_s"))
+                ck_assert_msg((isnan(x) && isnan(y)) || x == y, "%s: %.17g vs %.17g", mname, x, y);
+        }
+    }
+    sp_run_list_free(&a);
+    sp_run_list_free(&b);
+}
+END_TEST
+
 Suite *make_ito_suite(void)
 {
     Suite *s = suite_create("ito");
@@ -546,6 +597,7 @@ Suite *make_ito_suite(void)
     tcase_add_test(tc, test_absorption_toy_runs);
     tcase_add_test(tc, test_node_override_errors);
     tcase_add_test(tc, test_results_csv_quotes);
+    tcase_add_test(tc, test_large_runs_threaded);
     suite_add_tcase(s, tc);
     return s;
 }

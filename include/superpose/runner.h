@@ -18,6 +18,10 @@ enum { SP_CURVE_LOSS, SP_CURVE_L0, SP_CURVE_DEAD, SP_CURVE_MMCS, SP_N_CURVES };
 extern const char *const sp_curve_names[SP_N_CURVES];
 
 #define SP_MAX_METRICS 40
+/* A sweep runs a training with -j BLAS threads, alone, when its GEMMs have
+ * B m d >= this (e.g. d = 256, batch 256, m >= 4096); smaller ones run -j
+ * at a time with one thread each. */
+#define SP_THREADED_GEMM (256.0 * 1024 * 1024)
 /* Most runs that sp_run_train_multi scores from one training. */
 #define SP_MAX_EVALS 256
 

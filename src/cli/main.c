@@ -388,7 +388,7 @@ static int cmd_train(int argc, char **argv)
     }
     /* BLAS threads only pay for large models; small GEMMs lose time to them */
     double gemm = (double)sp_config_latents(&cfg) * cfg.data.d * cfg.batch;
-    if (gemm < 256.0 * 1024 * 1024)
+    if (gemm < SP_THREADED_GEMM)
         sp_blas_set_threads(1);
     printf("run %s: d=%d n=%d arch=%s latents=%zu %s=%g steps=%ld batch=%d\n", key, cfg.data.d,
            cfg.data.n, cfg.model.arch, sp_config_latents(&cfg), cfg.penalty.name, cfg.penalty.coef, cfg.steps, cfg.batch);
