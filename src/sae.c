@@ -957,6 +957,14 @@ int sp_sae_last_sparse(const sp_learner *L)
     return ((const fam_sae *)L)->last_sparse;
 }
 
+int sp_sae_set_sparse(sp_learner *L, int mode)
+{
+    if (!L || L->ops != &fam_ops || mode < SP_SPARSE_AUTO || mode > SP_SPARSE_SPARSE)
+        return -1;
+    ((fam_sae *)L)->cfg.sparse = mode;
+    return 0;
+}
+
 static const sp_learner_ops fam_ops = {
     .name = "sae",
     .loss_and_grad = fam_loss_and_grad,
@@ -1065,7 +1073,7 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_
                    !cfg->tied && !s->H && !s->n_fixed && cfg->prefix_samples <= 0 &&
                    !(cfg->prestd > 0) && !s->use_dnorm;
     s->last_sparse = -1;
-    if (s->sparse_ok && cfg->sparse != SP_SPARSE_DENSE) {
+    if (s->sparse_ok) {
         s->cidx = malloc(B * m * sizeof *s->cidx);
         s->cptr = malloc((B + 1) * sizeof *s->cptr);
         ok = ok && s->cidx && s->cptr;

@@ -207,6 +207,9 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_
  * sparse ones (work over the active codes only), 0 the dense GEMMs, -1 if
  * L is not a sae.c learner or has not run a step. */
 int sp_sae_last_sparse(const sp_learner *L);
+/* Sets model.sparse of a sae.c learner from now on (SP_SPARSE_*): 0, or -1
+ * if L is not a sae.c learner or mode is not one of them. */
+int sp_sae_set_sparse(sp_learner *L, int mode);
 /* Density of codes below which model.sparse = auto takes the sparse kernels. */
 extern const double sp_sae_sparse_threshold;
 /* gated.c and stacked.c. */
