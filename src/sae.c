@@ -97,7 +97,11 @@ typedef struct {
     int sparse_ok;                /* the model allows them */
     int last_sparse;              /* the last step used them; -1 before any */
     unsigned *cidx;               /* (B m) active latents of sample b at cptr[b]..cptr[b+1] */
+    float *cval;                  /* (B m) their codes; dp in the same layout lives in df */
     size_t *cptr;                 /* (B + 1) */
+    float *aux_dp;                /* (B k_aux) AuxK's dp at its entries (sparse steps) */
+    unsigned char *dirty;         /* (m) rows of gW_d, gW_e written since they were zeroed */
+    int all_dirty;
     sp_param params[8];
 } fam_sae;
 
@@ -440,7 +444,8 @@ static void draw_prefixes(fam_sae *s)
 
 /* AuxK (Gao et al. 2024): reconstructs the constant residual e = x - x_hat
  * with the k_aux largest pre-activations among dead latents; adds its
- * gradient to dP (B, m) and gW_d. Returns the term's value. */
+ * gradient to dP (B, m) and gW_d (DP NULL: dp into aux_dp at the entries
+ * aux_idx). Returns the term's value. */
 static double auxk(fam_sae *s, const gsl_matrix_float *P, const gsl_matrix_float *R,
                    gsl_matrix_float *DP, size_t n_dead, double c)
 {
@@ -472,7 +477,7 @@ static double auxk(fam_sae *s, const gsl_matrix_float *P, const gsl_matrix_float
             acc += (double)s->ebuf[t] * s->ebuf[t];
         total += acc;
         /* d/de_hat = -g resid: dW_d[i] += a_i (-g resid); dp_bi += <-g resid, w_i> */
-        float *dpr = gsl_matrix_float_ptr(DP, b, 0);
+        float *dpr = DP ? gsl_matrix_float_ptr(DP, b, 0) : NULL;
         s->aux_n[b] = na;
         for (size_t j = 0; j < na; j++) {
             size_t i = ai[j];
@@ -483,7 +488,10 @@ static double auxk(fam_sae *s, const gsl_matrix_float *P, const gsl_matrix_float
                 dot += w[t] * s->ebuf[t];
                 gw[t] -= g * a * s->ebuf[t];
             }
-            dpr[i] -= g * dot;
+            if (DP)
+                dpr[i] -= g * dot;
+            else
+                s->aux_dp[b * s->k_aux + j] = -(g * dot);
         }
     }
     return s->cfg.aux_coef * c * total;
@@ -519,26 +527,45 @@ static inline float dot(const float *restrict a, const float *restrict b, size_t
     return sum;
 }
 
-/* Forward and decoder backward on the active codes (one prefix):
- * R = F W_d + b_d - x, returns sum ||R_b||^2; S = 2c R; gW_d = F^T S;
- * DF = 0 (df is added at the active entries by sparse_df, after the
- * penalty). x, R, S: (B, d); F, DF: (B, m). */
-static double sparse_decoder(fam_sae *s, const gsl_matrix_float *x, const gsl_matrix_float *F,
-                             gsl_matrix_float *R, gsl_matrix_float *S, gsl_matrix_float *DF,
-                             float g2)
+/* Zeroes the rows of gW_d and gW_e that the last steps wrote (all after a
+ * dense step or with orthogonality, which writes every row of gW_d), then
+ * marks those of this step's active latents. */
+static void sparse_zero_grads(fam_sae *s)
 {
-    size_t B = x->size1, d = s->base.d, m = s->base.m;
+    size_t m = s->base.m, d = s->base.d;
+    if (s->all_dirty) {
+        gsl_matrix_float_set_zero(s->gwd);
+        gsl_matrix_float_set_zero(s->gwe);
+    } else {
+        for (size_t i = 0; i < m; i++)
+            if (s->dirty[i]) {
+                memset(gsl_matrix_float_ptr(s->gwd, i, 0), 0, d * sizeof(float));
+                memset(gsl_matrix_float_ptr(s->gwe, i, 0), 0, d * sizeof(float));
+            }
+    }
+    memset(s->dirty, 0, m);
+    s->all_dirty = s->base.orth > 0;
+}
+
+/* Forward and decoder backward on the active codes (one prefix), codes
+ * cval at cidx by rows cptr:
+ * R = F W_d + b_d - x, returns sum ||R_b||^2; S = 2c R; gW_d = F^T S
+ * (gW_d zeroed before); dp = 0 at the active entries (the penalty and df
+ * are added by the caller). x, R, S: (B, d). */
+static double sparse_decoder(fam_sae *s, const gsl_matrix_float *x, gsl_matrix_float *R,
+                             gsl_matrix_float *S, float *dpv, float g2)
+{
+    size_t B = x->size1, d = s->base.d;
     double sse = 0;
-    gsl_matrix_float_set_zero(s->gwd);
     for (size_t b = 0; b < B; b++) {
         float *rr = gsl_matrix_float_ptr(R, b, 0), *sr = gsl_matrix_float_ptr(S, b, 0);
         const float *xr = gsl_matrix_float_const_ptr(x, b, 0);
-        const float *fr = gsl_matrix_float_const_ptr(F, b, 0);
         for (size_t t = 0; t < d; t++)
             rr[t] = (s->bd ? s->bd[t] : 0.0f) - xr[t];
         for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++) {
             size_t j = s->cidx[e];
-            axpy(fr[j], gsl_matrix_float_const_ptr(s->wd, j, 0), rr, d);
+            s->dirty[j] = 1;
+            axpy(s->cval[e], gsl_matrix_float_const_ptr(s->wd, j, 0), rr, d);
         }
         float acc = 0;
         for (size_t t = 0; t < d; t++) {
@@ -546,41 +573,34 @@ static double sparse_decoder(fam_sae *s, const gsl_matrix_float *x, const gsl_ma
             sr[t] = g2 * rr[t];
         }
         sse += acc;
-        for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++) {
-            size_t j = s->cidx[e];
-            axpy(fr[j], sr, gsl_matrix_float_ptr(s->gwd, j, 0), d);
-        }
-        memset(gsl_matrix_float_ptr(DF, b, 0), 0, m * sizeof(float));
+        for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++)
+            axpy(s->cval[e], sr, gsl_matrix_float_ptr(s->gwd, s->cidx[e], 0), d);
     }
+    memset(dpv, 0, s->cptr[B] * sizeof *dpv);
     return sse;
 }
 
-/* DF[b, j] += <S_b, W_d[j]> at the active entries: df where dp needs it. */
-static void sparse_df(fam_sae *s, const gsl_matrix_float *S, gsl_matrix_float *DF)
+/* dp += <S_b, W_d[j]> at the active entries (df where dp needs it). */
+static void sparse_df(fam_sae *s, const gsl_matrix_float *S, float *dpv)
 {
     size_t B = S->size1, d = s->base.d;
     for (size_t b = 0; b < B; b++) {
         const float *sr = gsl_matrix_float_const_ptr(S, b, 0);
-        float *dr = gsl_matrix_float_ptr(DF, b, 0);
-        for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++) {
-            size_t j = s->cidx[e];
-            dr[j] += dot(sr, gsl_matrix_float_const_ptr(s->wd, j, 0), d);
-        }
+        for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++)
+            dpv[e] += dot(sr, gsl_matrix_float_const_ptr(s->wd, s->cidx[e], 0), d);
     }
 }
 
-/* dW_e = DP^T u and, if DX is not NULL, DX = DP W_e, where DP (B, m) is
- * zero outside the active entries and the AuxK entries of each sample
+/* db_e = sum_b dp, dW_e = dp^T u and, if DX is not NULL, DX = dp W_e,
+ * where dp is dpv at the active entries plus aux_dp at the AuxK entries
  * (n_dead > 0). u, DX: (B, d); DX may share storage with u (pre_bias). */
-static void sparse_encoder(fam_sae *s, const gsl_matrix_float *u, const gsl_matrix_float *F,
-                           const gsl_matrix_float *DP, gsl_matrix_float *DX, size_t n_dead)
+static void sparse_encoder(fam_sae *s, const gsl_matrix_float *u, const float *dpv,
+                           gsl_matrix_float *DX, size_t n_dead)
 {
     size_t B = u->size1, d = s->base.d;
-    gsl_matrix_float_set_zero(s->gwe);
+    memset(s->gbe, 0, s->base.m * sizeof *s->gbe);
     for (size_t b = 0; b < B; b++) {
         const float *ur = gsl_matrix_float_const_ptr(u, b, 0);
-        const float *fr = gsl_matrix_float_const_ptr(F, b, 0);
-        const float *dr = gsl_matrix_float_const_ptr(DP, b, 0);
         float *dx = s->ebuf;
         if (DX)
             memset(dx, 0, d * sizeof *dx);
@@ -588,14 +608,16 @@ static void sparse_encoder(fam_sae *s, const gsl_matrix_float *u, const gsl_matr
         size_t n_aux = n_dead > 0 ? s->aux_n[b] : 0;
         for (size_t e = 0; e < n_act + n_aux; e++) {
             size_t j;
+            float g;
             if (e < n_act) {
                 j = s->cidx[s->cptr[b] + e];
+                g = dpv[s->cptr[b] + e];
             } else {
                 j = s->aux_idx[b * s->k_aux + (e - n_act)];
-                if (fr[j] != 0)
-                    continue; /* active too: counted above */
+                g = s->aux_dp[b * s->k_aux + (e - n_act)];
+                s->dirty[j] = 1; /* AuxK wrote this row of gW_d */
             }
-            float g = dr[j];
+            s->gbe[j] += g;
             if (g == 0)
                 continue;
             axpy(g, ur, gsl_matrix_float_ptr(s->gwe, j, 0), d);
@@ -636,8 +658,10 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
             s->cptr[b] = active;
         for (size_t i = 0; i < m; i++)
             if (fr[i] != 0) {
-                if (listed)
+                if (listed) {
                     s->cidx[active] = (unsigned)i;
+                    s->cval[active] = fr[i];
+                }
                 active++;
                 L->fires[i]++;
                 s->last_fired[i] = L->step;
@@ -650,6 +674,11 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
                  (double)active < sp_sae_sparse_threshold * (double)B * (double)m;
     }
     s->last_sparse = sparse;
+    float *dpv = s->df->data; /* sparse steps: dp at the active entries, compressed */
+    if (sparse)
+        sparse_zero_grads(s);
+    else
+        s->all_dirty = 1;
 
     /* residuals of the nested prefixes: r_j = x_hat_j - x */
     draw_prefixes(s);
@@ -659,7 +688,7 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
     size_t start = 0;
     if (sparse) {
         gsl_matrix_float_view R = rows(s->r[0], B);
-        mse = c * sparse_decoder(s, x, &F.matrix, &R.matrix, &S.matrix, &DF.matrix, g2);
+        mse = c * sparse_decoder(s, x, &R.matrix, &S.matrix, dpv, g2);
     }
     for (size_t j = 0; j < s->n_pref && !sparse; j++) {
         size_t end = s->pref[j];
@@ -724,12 +753,15 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
                 s->dnorm[i] = (float)sqrt(n2);
                 s->ddnorm[i] = 0;
             }
-        pen = sp_penalty_eval(s->pen, F.matrix.data, B, m, F.matrix.tda,
-                              s->use_dnorm ? s->dnorm : NULL, DF.matrix.data,
-                              s->use_dnorm ? s->ddnorm : NULL);
+        if (sparse)
+            pen = sp_penalty_eval_rows(s->pen, s->cval, s->cptr, B, m, dpv);
+        else
+            pen = sp_penalty_eval(s->pen, F.matrix.data, B, m, F.matrix.tda,
+                                  s->use_dnorm ? s->dnorm : NULL, DF.matrix.data,
+                                  s->use_dnorm ? s->ddnorm : NULL);
     }
     if (sparse)
-        sparse_df(s, &S.matrix, &DF.matrix);
+        sparse_df(s, &S.matrix, dpv);
     /* dp = df * [active]; JumpReLU threshold by the straight-through estimator */
     if (s->kind == K_JUMPRELU) {
         double coef = sp_penalty_coef(s->pen);
@@ -753,7 +785,7 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
         }
         if (l0)
             pen = sc * (double)on;
-    } else if (!sparse || s->kind == K_RELU) { /* sparse topk: df is 0 off the active entries */
+    } else if (!sparse) { /* sparse: dp is kept at the active entries only */
         for (size_t b = 0; b < B; b++) {
             const float *fr = gsl_matrix_float_const_ptr(&F.matrix, b, 0);
             float *dr = gsl_matrix_float_ptr(&DF.matrix, b, 0);
@@ -764,22 +796,24 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
     double aux = 0;
     if (n_dead > 0) {
         gsl_matrix_float_view Rl = rows(s->r[s->n_pref - 1], B);
-        aux = auxk(s, &P.matrix, &Rl.matrix, &DF.matrix, n_dead, c);
+        aux = auxk(s, &P.matrix, &Rl.matrix, sparse ? NULL : &DF.matrix, n_dead, c);
     }
     double reg = 0;
     if (s->cfg.prestd > 0)
         reg = sp_reg_prestd(P.matrix.data, B, m, P.matrix.tda, s->cfg.prestd, DF.matrix.data);
 
     /* encoder: db_e, dW_e (tied: into dW_d), du */
-    memset(s->gbe, 0, m * sizeof *s->gbe);
-    for (size_t b = 0; b < B; b++) {
-        const float *dr = gsl_matrix_float_const_ptr(&DF.matrix, b, 0);
-        for (size_t i = 0; i < m; i++)
-            s->gbe[i] += dr[i];
-    }
     gsl_matrix_float_view DX = rows(s->xc, B); /* dxc, once xc is no longer needed */
+    if (!sparse) {
+        memset(s->gbe, 0, m * sizeof *s->gbe);
+        for (size_t b = 0; b < B; b++) {
+            const float *dr = gsl_matrix_float_const_ptr(&DF.matrix, b, 0);
+            for (size_t i = 0; i < m; i++)
+                s->gbe[i] += dr[i];
+        }
+    }
     if (sparse)
-        sparse_encoder(s, u, &F.matrix, &DF.matrix, s->bd ? &DX.matrix : NULL, n_dead);
+        sparse_encoder(s, u, dpv, s->bd ? &DX.matrix : NULL, n_dead);
     else if (s->cfg.tied)
         gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &DF.matrix, u, 1.0f, s->gwd);
     else
@@ -906,7 +940,10 @@ static void fam_reinit(sp_learner *L, sp_optim *opt, size_t i, const float *dir,
 static void fam_free(sp_learner *L)
 {
     fam_sae *s = (fam_sae *)L;
+    free(s->dirty);
+    free(s->aux_dp);
     free(s->cptr);
+    free(s->cval);
     free(s->cidx);
     free(s->aux_n);
     free(s->ebuf);
@@ -1075,8 +1112,12 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_
     s->last_sparse = -1;
     if (s->sparse_ok) {
         s->cidx = malloc(B * m * sizeof *s->cidx);
+        s->cval = malloc(B * m * sizeof *s->cval);
         s->cptr = malloc((B + 1) * sizeof *s->cptr);
-        ok = ok && s->cidx && s->cptr;
+        s->aux_dp = malloc(B * s->k_aux * sizeof *s->aux_dp);
+        s->dirty = calloc(m, 1);
+        s->all_dirty = 1;
+        ok = ok && s->cidx && s->cval && s->cptr && s->aux_dp && s->dirty;
     }
     ok = ok && s->aux_n && s->scratch && s->dnorm && s->ddnorm && s->aux_idx && s->aux_val && s->dead &&
          s->dead_z && s->dead_f && s->ebuf;
