@@ -140,6 +140,10 @@ static const sp_opt options[] = {
      "default|transpose",
      "initialisation: default (relu: torch's uniform Linear init; topk, batchtopk, jumprelu: "
      "W_e = W_d, b_e = 0) or transpose (W_e = W_d, b_e = 0 for relu too)"},
+    {"model", "sparse", SP_OPT_CHOICE, OFF(model.sparse), "auto", 0, 0, "auto|dense|sparse",
+     "relu, topk, batchtopk training step: sparse kernels over the active codes (the same "
+     "numbers as the GEMMs up to float rounding): auto when the batch's code density is low, "
+     "dense (GEMMs always) or sparse (always, where the model allows it)"},
     {"model", "coder", SP_OPT_CHOICE, OFF(model.coder), "fista", 0, 0, "fista|omp",
      "dl: sparse coder, non-negative FISTA (lambda = train.coef) or OMP (model.k atoms)"},
     {"model", "update", SP_OPT_CHOICE, OFF(model.update), "mod", 0, 0, "mod|online",

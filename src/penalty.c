@@ -258,14 +258,59 @@ static double row(const sp_penalty *P, const float *f, size_t n, const float *dn
     return acc;
 }
 
+/* Row b of F: dense (F + b ld, m entries) or compressed (F + ptr[b],
+ * ptr[b + 1] - ptr[b] entries) when ptr is not NULL. */
+static size_t row_at(const size_t *ptr, size_t b, size_t m, size_t ld, size_t *len)
+{
+    *len = ptr ? ptr[b + 1] - ptr[b] : m;
+    return ptr ? ptr[b] : b * ld;
+}
+
 /* sum_b sum_i phi(|f_bi|) at exponent p, for the p-annealing rescale. */
-static double lp_sum(const sp_penalty *P, const float *F, size_t B, size_t m, size_t ld,
-                     float p, float epsp)
+static double lp_sum(const sp_penalty *P, const float *F, const size_t *ptr, size_t B, size_t m,
+                     size_t ld, float p, float epsp)
 {
     double total = 0;
-    for (size_t b = 0; b < B; b++)
-        total += row(P, F + b * ld, m, NULL, NULL, 0, NULL, p, epsp);
+    for (size_t b = 0; b < B; b++) {
+        size_t n, at = row_at(ptr, b, m, ld, &n);
+        total += row(P, F + at, n, NULL, NULL, 0, NULL, p, epsp);
+    }
     return total;
+}
+
+/* The p-annealing rescale when p moved since the last evaluation. */
+static void panneal_rescale(sp_penalty *P, const float *F, const size_t *ptr, size_t B,
+                            size_t m, size_t ld)
+{
+    if (P->evaluated && P->p != P->p_last) {
+        double old = lp_sum(P, F, ptr, B, m, ld, (float)P->p_last, P->epsp_last);
+        double now = lp_sum(P, F, ptr, B, m, ld, (float)P->p, P->epsp);
+        if (now > 0 && isfinite(old / now)) /* F = 0: both sums are 0 */
+            P->base *= old / now;
+    }
+    P->evaluated = 1;
+    P->p_last = P->p;
+    P->epsp_last = P->epsp;
+}
+
+double sp_penalty_eval_rows(sp_penalty *P, const float *vals, const size_t *ptr, size_t B,
+                            size_t m, float *dvals)
+{
+    if (P->kind == K_L0 || P->kind == K_NONE || B == 0 || m == 0)
+        return 0;
+    float p = (float)P->p;
+    if (P->kind == K_PANNEAL)
+        panneal_rescale(P, vals, ptr, B, m, 0);
+    double scale = sp_penalty_coef(P) / (double)B;
+    if (P->cfg.per_latent)
+        scale /= (double)m;
+    double total = 0;
+    for (size_t b = 0; b < B; b++) {
+        size_t n, at = row_at(ptr, b, m, 0, &n);
+        total += row(P, vals + at, n, NULL, dvals ? dvals + at : NULL, (float)scale, NULL, p,
+                     P->epsp);
+    }
+    return scale * total;
 }
 
 /* Columns per block when dP/dn is accumulated (a stack array of doubles). */
@@ -278,17 +323,8 @@ double sp_penalty_eval(sp_penalty *P, const float *F, size_t B, size_t m, size_t
     if (P->kind == K_L0 || P->kind == K_NONE || B == 0 || m == 0)
         return 0;
     float p = (float)P->p;
-    if (P->kind == K_PANNEAL) {
-        if (P->evaluated && P->p != P->p_last) {
-            double old = lp_sum(P, F, B, m, ld, (float)P->p_last, P->epsp_last);
-            double now = lp_sum(P, F, B, m, ld, p, P->epsp);
-            if (now > 0 && isfinite(old / now)) /* F = 0: both sums are 0 */
-                P->base *= old / now;
-        }
-        P->evaluated = 1;
-        P->p_last = P->p;
-        P->epsp_last = P->epsp;
-    }
+    if (P->kind == K_PANNEAL)
+        panneal_rescale(P, F, NULL, B, m, ld);
     double scale = sp_penalty_coef(P) / (double)B;
     if (P->cfg.per_latent)
         scale /= (double)m;

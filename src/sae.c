@@ -91,6 +91,17 @@ typedef struct {
     size_t *dead;                 /* (m) */
     float *dead_z, *dead_f;       /* (m) */
     float *ebuf;                  /* (d) */
+    size_t *aux_n;                /* (B) AuxK entries of sample b, at aux_idx + b k_aux */
+    /* sparse kernels (relu, topk, batchtopk; linear untied encoder, one
+     * prefix, no prestd, no decoder norms in the penalty) */
+    int sparse_ok;                /* the model allows them */
+    int last_sparse;              /* the last step used them; -1 before any */
+    unsigned *cidx;               /* (B m) active latents of sample b at cptr[b]..cptr[b+1] */
+    float *cval;                  /* (B m) their codes; dp in the same layout lives in df */
+    size_t *cptr;                 /* (B + 1) */
+    float *aux_dp;                /* (B k_aux) AuxK's dp at its entries (sparse steps) */
+    unsigned char *dirty;         /* (m) rows of gW_d, gW_e written since they were zeroed */
+    int all_dirty;
     sp_param params[8];
 } fam_sae;
 
@@ -433,7 +444,8 @@ static void draw_prefixes(fam_sae *s)
 
 /* AuxK (Gao et al. 2024): reconstructs the constant residual e = x - x_hat
  * with the k_aux largest pre-activations among dead latents; adds its
- * gradient to dP (B, m) and gW_d. Returns the term's value. */
+ * gradient to dP (B, m) and gW_d (DP NULL: dp into aux_dp at the entries
+ * aux_idx). Returns the term's value. */
 static double auxk(fam_sae *s, const gsl_matrix_float *P, const gsl_matrix_float *R,
                    gsl_matrix_float *DP, size_t n_dead, double c)
 {
@@ -450,11 +462,12 @@ static double auxk(fam_sae *s, const gsl_matrix_float *P, const gsl_matrix_float
         const float *rr = gsl_matrix_float_const_ptr(R, b, 0);
         for (size_t t = 0; t < d; t++)
             s->ebuf[t] = -rr[t];
-        size_t na = 0;
+        size_t na = 0, *ai = s->aux_idx + b * s->k_aux;
+        float *av = s->aux_val + b * s->k_aux;
         for (size_t j = 0; j < n_dead; j++)
             if (s->dead_f[j] != 0) {
-                s->aux_idx[na] = s->dead[j];
-                s->aux_val[na++] = s->dead_f[j];
+                ai[na] = s->dead[j];
+                av[na++] = s->dead_f[j];
                 const float *w = gsl_matrix_float_const_ptr(s->wd, s->dead[j], 0);
                 for (size_t t = 0; t < d; t++)
                     s->ebuf[t] -= s->dead_f[j] * w[t];
@@ -464,20 +477,158 @@ static double auxk(fam_sae *s, const gsl_matrix_float *P, const gsl_matrix_float
             acc += (double)s->ebuf[t] * s->ebuf[t];
         total += acc;
         /* d/de_hat = -g resid: dW_d[i] += a_i (-g resid); dp_bi += <-g resid, w_i> */
-        float *dpr = gsl_matrix_float_ptr(DP, b, 0);
+        float *dpr = DP ? gsl_matrix_float_ptr(DP, b, 0) : NULL;
+        s->aux_n[b] = na;
         for (size_t j = 0; j < na; j++) {
-            size_t i = s->aux_idx[j];
+            size_t i = ai[j];
             const float *w = gsl_matrix_float_const_ptr(s->wd, i, 0);
             float *gw = gsl_matrix_float_ptr(s->gwd, i, 0);
-            float dot = 0, a = s->aux_val[j];
+            float dot = 0, a = av[j];
             for (size_t t = 0; t < d; t++) {
                 dot += w[t] * s->ebuf[t];
                 gw[t] -= g * a * s->ebuf[t];
             }
-            dpr[i] -= g * dot;
+            if (DP)
+                dpr[i] -= g * dot;
+            else
+                s->aux_dp[b * s->k_aux + j] = -(g * dot);
         }
     }
     return s->cfg.aux_coef * c * total;
+}
+
+/* ---- sparse kernels ----------------------------------------------------
+ * After the encoder GEMM the codes are sparse: with the active entries of
+ * each sample listed (cidx, cptr), the decoder forward, dW_d, df and dW_e
+ * cost B L0 d instead of B m d. They compute the same sums as the GEMMs,
+ * in another order (float32 rounding apart). */
+
+/* measured crossover (superpose bench, d = 256, batch 256): sparse wins below
+ * density 0.12 at m = 512, 0.07 at m = 2048, 0.05 at m = 8192 */
+const double sp_sae_sparse_threshold = 0.05;
+
+/* y += a x over n floats. */
+static inline void axpy(float a, const float *restrict x, float *restrict y, size_t n)
+{
+    for (size_t t = 0; t < n; t++)
+        y[t] += a * x[t];
+}
+
+/* <a, b> over n floats, eight partial sums (vectorisable without
+ * reassociation flags). */
+static inline float dot(const float *restrict a, const float *restrict b, size_t n)
+{
+    float acc[8] = {0};
+    size_t t = 0;
+    for (; t + 8 <= n; t += 8)
+        for (size_t q = 0; q < 8; q++)
+            acc[q] += a[t + q] * b[t + q];
+    float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; t < n; t++)
+        sum += a[t] * b[t];
+    return sum;
+}
+
+/* Zeroes the rows of gW_d and gW_e that the last steps wrote (all after a
+ * dense step or with orthogonality, which writes every row of gW_d), then
+ * marks those of this step's active latents. */
+static void sparse_zero_grads(fam_sae *s)
+{
+    size_t m = s->base.m, d = s->base.d;
+    if (s->all_dirty) {
+        gsl_matrix_float_set_zero(s->gwd);
+        gsl_matrix_float_set_zero(s->gwe);
+    } else {
+        for (size_t i = 0; i < m; i++)
+            if (s->dirty[i]) {
+                memset(gsl_matrix_float_ptr(s->gwd, i, 0), 0, d * sizeof(float));
+                memset(gsl_matrix_float_ptr(s->gwe, i, 0), 0, d * sizeof(float));
+            }
+    }
+    memset(s->dirty, 0, m);
+    s->all_dirty = s->base.orth > 0;
+}
+
+/* Forward and decoder backward on the active codes (one prefix), codes
+ * cval at cidx by rows cptr:
+ * R = F W_d + b_d - x, returns sum ||R_b||^2; S = 2c R; gW_d = F^T S
+ * (gW_d zeroed before); dp = 0 at the active entries (the penalty and df
+ * are added by the caller). x, R, S: (B, d). */
+static double sparse_decoder(fam_sae *s, const gsl_matrix_float *x, gsl_matrix_float *R,
+                             gsl_matrix_float *S, float *dpv, float g2)
+{
+    size_t B = x->size1, d = s->base.d;
+    double sse = 0;
+    for (size_t b = 0; b < B; b++) {
+        float *rr = gsl_matrix_float_ptr(R, b, 0), *sr = gsl_matrix_float_ptr(S, b, 0);
+        const float *xr = gsl_matrix_float_const_ptr(x, b, 0);
+        for (size_t t = 0; t < d; t++)
+            rr[t] = (s->bd ? s->bd[t] : 0.0f) - xr[t];
+        for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++) {
+            size_t j = s->cidx[e];
+            s->dirty[j] = 1;
+            axpy(s->cval[e], gsl_matrix_float_const_ptr(s->wd, j, 0), rr, d);
+        }
+        float acc = 0;
+        for (size_t t = 0; t < d; t++) {
+            acc += rr[t] * rr[t];
+            sr[t] = g2 * rr[t];
+        }
+        sse += acc;
+        for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++)
+            axpy(s->cval[e], sr, gsl_matrix_float_ptr(s->gwd, s->cidx[e], 0), d);
+    }
+    memset(dpv, 0, s->cptr[B] * sizeof *dpv);
+    return sse;
+}
+
+/* dp += <S_b, W_d[j]> at the active entries (df where dp needs it). */
+static void sparse_df(fam_sae *s, const gsl_matrix_float *S, float *dpv)
+{
+    size_t B = S->size1, d = s->base.d;
+    for (size_t b = 0; b < B; b++) {
+        const float *sr = gsl_matrix_float_const_ptr(S, b, 0);
+        for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++)
+            dpv[e] += dot(sr, gsl_matrix_float_const_ptr(s->wd, s->cidx[e], 0), d);
+    }
+}
+
+/* db_e = sum_b dp, dW_e = dp^T u and, if DX is not NULL, DX = dp W_e,
+ * where dp is dpv at the active entries plus aux_dp at the AuxK entries
+ * (n_dead > 0). u, DX: (B, d); DX may share storage with u (pre_bias). */
+static void sparse_encoder(fam_sae *s, const gsl_matrix_float *u, const float *dpv,
+                           gsl_matrix_float *DX, size_t n_dead)
+{
+    size_t B = u->size1, d = s->base.d;
+    memset(s->gbe, 0, s->base.m * sizeof *s->gbe);
+    for (size_t b = 0; b < B; b++) {
+        const float *ur = gsl_matrix_float_const_ptr(u, b, 0);
+        float *dx = s->ebuf;
+        if (DX)
+            memset(dx, 0, d * sizeof *dx);
+        size_t n_act = s->cptr[b + 1] - s->cptr[b];
+        size_t n_aux = n_dead > 0 ? s->aux_n[b] : 0;
+        for (size_t e = 0; e < n_act + n_aux; e++) {
+            size_t j;
+            float g;
+            if (e < n_act) {
+                j = s->cidx[s->cptr[b] + e];
+                g = dpv[s->cptr[b] + e];
+            } else {
+                j = s->aux_idx[b * s->k_aux + (e - n_act)];
+                g = s->aux_dp[b * s->k_aux + (e - n_act)];
+                s->dirty[j] = 1; /* AuxK wrote this row of gW_d */
+            }
+            s->gbe[j] += g;
+            if (g == 0)
+                continue;
+            axpy(g, ur, gsl_matrix_float_ptr(s->gwe, j, 0), d);
+            if (DX)
+                axpy(g, gsl_matrix_float_const_ptr(s->we, j, 0), dx, d);
+        }
+        if (DX)
+            memcpy(gsl_matrix_float_ptr(DX, b, 0), dx, d * sizeof *dx);
+    }
 }
 
 static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss *out)
@@ -500,23 +651,48 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
         for (size_t i = 0; i < m; i++)
             if (L->step - s->last_fired[i] >= s->cfg.dead_steps)
                 s->dead[n_dead++] = i;
+    /* firing, and the list of active entries for the sparse kernels */
+    int listed = s->sparse_ok && s->cfg.sparse != SP_SPARSE_DENSE;
     size_t active = 0;
     for (size_t b = 0; b < B; b++) {
         const float *fr = gsl_matrix_float_const_ptr(&F.matrix, b, 0);
+        if (listed)
+            s->cptr[b] = active;
         for (size_t i = 0; i < m; i++)
             if (fr[i] != 0) {
+                if (listed) {
+                    s->cidx[active] = (unsigned)i;
+                    s->cval[active] = fr[i];
+                }
                 active++;
                 L->fires[i]++;
                 s->last_fired[i] = L->step;
             }
     }
+    int sparse = 0;
+    if (listed) {
+        s->cptr[B] = active;
+        sparse = s->cfg.sparse == SP_SPARSE_SPARSE ||
+                 (double)active < sp_sae_sparse_threshold * (double)B * (double)m;
+    }
+    s->last_sparse = sparse;
+    float *dpv = s->df->data; /* sparse steps: dp at the active entries, compressed */
+    if (sparse)
+        sparse_zero_grads(s);
+    else
+        s->all_dirty = 1;
 
     /* residuals of the nested prefixes: r_j = x_hat_j - x */
     draw_prefixes(s);
     double c = s->cfg.mse_per_sample ? 1.0 / (double)B : 1.0 / ((double)B * (double)d);
+    const float g2 = (float)(2.0 * c);
     double mse = 0;
     size_t start = 0;
-    for (size_t j = 0; j < s->n_pref; j++) {
+    if (sparse) {
+        gsl_matrix_float_view R = rows(s->r[0], B);
+        mse = c * sparse_decoder(s, x, &R.matrix, &S.matrix, dpv, g2);
+    }
+    for (size_t j = 0; j < s->n_pref && !sparse; j++) {
         size_t end = s->pref[j];
         gsl_matrix_float_view R = rows(s->r[j], B);
         gsl_matrix_float_view Fg = gsl_matrix_float_submatrix(&F.matrix, 0, start, B, end - start);
@@ -546,10 +722,10 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
     }
 
     /* backward through the prefixes, last group first */
-    const float g2 = (float)(2.0 * c);
-    gsl_matrix_float_set_zero(&S.matrix);
+    if (!sparse)
+        gsl_matrix_float_set_zero(&S.matrix);
     size_t end = m;
-    for (size_t jj = s->n_pref; jj-- > 0;) {
+    for (size_t jj = s->n_pref; jj-- > 0 && !sparse;) {
         size_t beg = jj ? s->pref[jj - 1] : 0;
         gsl_matrix_float_view R = rows(s->r[jj], B);
         for (size_t b = 0; b < B; b++) {
@@ -579,10 +755,15 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
                 s->dnorm[i] = (float)sqrt(n2);
                 s->ddnorm[i] = 0;
             }
-        pen = sp_penalty_eval(s->pen, F.matrix.data, B, m, F.matrix.tda,
-                              s->use_dnorm ? s->dnorm : NULL, DF.matrix.data,
-                              s->use_dnorm ? s->ddnorm : NULL);
+        if (sparse)
+            pen = sp_penalty_eval_rows(s->pen, s->cval, s->cptr, B, m, dpv);
+        else
+            pen = sp_penalty_eval(s->pen, F.matrix.data, B, m, F.matrix.tda,
+                                  s->use_dnorm ? s->dnorm : NULL, DF.matrix.data,
+                                  s->use_dnorm ? s->ddnorm : NULL);
     }
+    if (sparse)
+        sparse_df(s, &S.matrix, dpv);
     /* dp = df * [active]; JumpReLU threshold by the straight-through estimator */
     if (s->kind == K_JUMPRELU) {
         double coef = sp_penalty_coef(s->pen);
@@ -606,7 +787,7 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
         }
         if (l0)
             pen = sc * (double)on;
-    } else {
+    } else if (!sparse) { /* sparse: dp is kept at the active entries only */
         for (size_t b = 0; b < B; b++) {
             const float *fr = gsl_matrix_float_const_ptr(&F.matrix, b, 0);
             float *dr = gsl_matrix_float_ptr(&DF.matrix, b, 0);
@@ -617,20 +798,25 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
     double aux = 0;
     if (n_dead > 0) {
         gsl_matrix_float_view Rl = rows(s->r[s->n_pref - 1], B);
-        aux = auxk(s, &P.matrix, &Rl.matrix, &DF.matrix, n_dead, c);
+        aux = auxk(s, &P.matrix, &Rl.matrix, sparse ? NULL : &DF.matrix, n_dead, c);
     }
     double reg = 0;
     if (s->cfg.prestd > 0)
         reg = sp_reg_prestd(P.matrix.data, B, m, P.matrix.tda, s->cfg.prestd, DF.matrix.data);
 
     /* encoder: db_e, dW_e (tied: into dW_d), du */
-    memset(s->gbe, 0, m * sizeof *s->gbe);
-    for (size_t b = 0; b < B; b++) {
-        const float *dr = gsl_matrix_float_const_ptr(&DF.matrix, b, 0);
-        for (size_t i = 0; i < m; i++)
-            s->gbe[i] += dr[i];
+    gsl_matrix_float_view DX = rows(s->xc, B); /* dxc, once xc is no longer needed */
+    if (!sparse) {
+        memset(s->gbe, 0, m * sizeof *s->gbe);
+        for (size_t b = 0; b < B; b++) {
+            const float *dr = gsl_matrix_float_const_ptr(&DF.matrix, b, 0);
+            for (size_t i = 0; i < m; i++)
+                s->gbe[i] += dr[i];
+        }
     }
-    if (s->cfg.tied)
+    if (sparse)
+        sparse_encoder(s, u, dpv, s->bd ? &DX.matrix : NULL, n_dead);
+    else if (s->cfg.tied)
         gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &DF.matrix, u, 1.0f, s->gwd);
     else
         gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &DF.matrix, u, 0.0f, s->gwe);
@@ -644,7 +830,6 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
             for (size_t t = 0; t < d; t++)
                 gw[t] += a * w[t];
         }
-    gsl_matrix_float_view DX = rows(s->xc, B); /* dxc, once xc is no longer needed */
     if (s->H) {
         gsl_matrix_float_view DH = rows(s->hact, B);
         gsl_matrix_float_view HP = rows(s->hpre, B);
@@ -661,7 +846,7 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
         gsl_blas_sgemm(CblasTrans, CblasNoTrans, 1.0f, &DH.matrix, xin, 0.0f, s->gw1);
         if (s->bd)
             gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &DH.matrix, s->w1, 0.0f, &DX.matrix);
-    } else if (s->bd) {
+    } else if (s->bd && !sparse) {
         gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, &DF.matrix, enc_w(s), 0.0f, &DX.matrix);
     }
     if (s->bd) {
@@ -757,6 +942,12 @@ static void fam_reinit(sp_learner *L, sp_optim *opt, size_t i, const float *dir,
 static void fam_free(sp_learner *L)
 {
     fam_sae *s = (fam_sae *)L;
+    free(s->dirty);
+    free(s->aux_dp);
+    free(s->cptr);
+    free(s->cval);
+    free(s->cidx);
+    free(s->aux_n);
     free(s->ebuf);
     free(s->dead_f);
     free(s->dead_z);
@@ -794,6 +985,23 @@ static void fam_free(sp_learner *L)
     sp_penalty_free(s->pen);
     sp_learner_base_free(L);
     free(s);
+}
+
+static const sp_learner_ops fam_ops;
+
+int sp_sae_last_sparse(const sp_learner *L)
+{
+    if (!L || L->ops != &fam_ops)
+        return -1;
+    return ((const fam_sae *)L)->last_sparse;
+}
+
+int sp_sae_set_sparse(sp_learner *L, int mode)
+{
+    if (!L || L->ops != &fam_ops || mode < SP_SPARSE_AUTO || mode > SP_SPARSE_SPARSE)
+        return -1;
+    ((fam_sae *)L)->cfg.sparse = mode;
+    return 0;
 }
 
 static const sp_learner_ops fam_ops = {
@@ -899,7 +1107,21 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_
     s->dead_z = malloc(m * sizeof *s->dead_z);
     s->dead_f = malloc(m * sizeof *s->dead_f);
     s->ebuf = malloc(d * sizeof *s->ebuf);
-    ok = ok && s->scratch && s->dnorm && s->ddnorm && s->aux_idx && s->aux_val && s->dead &&
+    s->aux_n = malloc(B * sizeof *s->aux_n);
+    s->sparse_ok = (s->kind == K_RELU || s->kind == K_TOPK || s->kind == K_BATCHTOPK) &&
+                   !cfg->tied && !s->H && !s->n_fixed && cfg->prefix_samples <= 0 &&
+                   !(cfg->prestd > 0) && !s->use_dnorm;
+    s->last_sparse = -1;
+    if (s->sparse_ok) {
+        s->cidx = malloc(B * m * sizeof *s->cidx);
+        s->cval = malloc(B * m * sizeof *s->cval);
+        s->cptr = malloc((B + 1) * sizeof *s->cptr);
+        s->aux_dp = malloc(B * s->k_aux * sizeof *s->aux_dp);
+        s->dirty = calloc(m, 1);
+        s->all_dirty = 1;
+        ok = ok && s->cidx && s->cval && s->cptr && s->aux_dp && s->dirty;
+    }
+    ok = ok && s->aux_n && s->scratch && s->dnorm && s->ddnorm && s->aux_idx && s->aux_val && s->dead &&
          s->dead_z && s->dead_f && s->ebuf;
     if (!ok) {
         sp_err_set(err, "out of memory for an SAE with %zu latents", m);

@@ -316,12 +316,54 @@ START_TEST(test_learner_none_tree)
 }
 END_TEST
 
+/* model.sparse: the same quick run with the sparse kernels forced and with
+ * the GEMMs forced ends with MMCS and MSE within 1e-4 (issue 7: every
+ * speed-up keeps results equal). The two runs differ only by float32
+ * rounding in each step, which training does not amplify over 200 steps
+ * at this size (the learned atoms are the same). */
+START_TEST(test_run_sparse_equals_dense)
+{
+    const char *kv[3][4][2] = {
+        {{"model.ratio", "1"}},
+        {{"model.ratio", "4"}, {"model.pre_bias", "true"}},
+        {{"model.arch", "topk"}, {"train.penalty", "none"}, {"model.k", "3"},
+         {"model.dead_steps", "20"}},
+    };
+    for (int q = 0; q < 3; q++) {
+        sp_run_result r[2];
+        for (int mode = 0; mode < 2; mode++) {
+            sp_run_cfg c;
+            tiny(&c);
+            sp_err e;
+            for (int i = 0; i < 4 && kv[q][i][0]; i++)
+                ck_assert_int_eq(sp_config_set(&c, sp_config_find(kv[q][i][0]), kv[q][i][1], &e), 0);
+            ck_assert_int_eq(sp_config_set(&c, sp_config_find("model.sparse"),
+                                           mode ? "sparse" : "dense", &e), 0);
+            ck_assert_msg(sp_run_train(&c, NULL, NULL, NULL, &r[mode], &e) == 0, "%s", e.msg);
+            ck_assert_int_eq(r[mode].diverged, 0);
+        }
+        const char *names[] = {"mmcs", "mse", "l0"};
+        for (int k = 0; k < 3; k++)
+            for (size_t i = 0; i < sp_n_run_metrics; i++)
+                if (!strcmp(sp_run_metric_names[i], names[k])) {
+                    double a = r[0].metric[i], b = r[1].metric[i];
+                    double tol = k < 2 ? 1e-4 : 1e-2 * fmax(1.0, fabs(a));
+                    ck_assert_msg(fabs(a - b) <= tol, "case %d: %s dense %.9g sparse %.9g", q,
+                                  names[k], a, b);
+                }
+        sp_run_result_free(&r[0]);
+        sp_run_result_free(&r[1]);
+    }
+}
+END_TEST
+
 Suite *make_runner_suite(void)
 {
     Suite *s = suite_create("runner");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_run_deterministic_with_artifacts);
+    tcase_add_test(tc, test_run_sparse_equals_dense);
     tcase_add_test(tc, test_diverged_is_recorded);
     tcase_add_test(tc, test_curves_and_resampling);
     tcase_add_test(tc, test_learner_none_tree);

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 
 #include "helpers.h"
@@ -1557,6 +1559,174 @@ START_TEST(test_jumprelu_recovers_easy_truth)
 }
 END_TEST
 
+/* ---- sparse kernels ------------------------------------------------------ */
+
+/* One configuration of the sparse-vs-dense comparison. density: the
+ * encoder bias is set so that about this share of pre-activations is
+ * positive (relu), or k = density * m (topk, batchtopk). */
+typedef struct {
+    const char *arch, *pen;
+    int pre_bias;
+    double aux;     /* AuxK coefficient (topk, batchtopk); all latents start dead */
+    size_t m, B;
+    double density;
+    int supported;  /* 0: the model must fall back to the dense kernels */
+} sparse_case;
+
+static const sparse_case sparse_cases[] = {
+    {"relu", "l1", 0, 0, 64, 1, 0.05, 1},
+    {"relu", "l1", 1, 0, 512, 64, 0.02, 1},
+    {"relu", "l1", 1, 0, 256, 32, 0.6, 1},
+    {"relu", "lp", 1, 0, 128, 16, 0.1, 1},
+    {"relu", "log", 0, 0, 200, 48, 0.08, 1},
+    {"relu", "cauchy", 1, 0, 96, 7, 0.3, 1},
+    {"relu", "panneal", 1, 0, 64, 64, 0.1, 1},
+    {"relu", "none", 1, 0, 128, 8, 0.1, 1},
+    {"relu", "tanh", 1, 0, 128, 16, 0.1, 0},
+    {"relu", "l1_dnorm", 0, 0, 128, 16, 0.1, 0},
+    {"topk", "none", 1, 0, 256, 32, 0.03, 1},
+    {"topk", "none", 0, 0, 64, 5, 0.5, 1},
+    {"topk", "none", 1, 0.25, 512, 64, 0.02, 1},
+    {"topk", "none", 0, 0.25, 128, 16, 0.2, 1},
+    {"batchtopk", "none", 1, 0, 256, 32, 0.05, 1},
+    {"batchtopk", "none", 1, 0.25, 128, 64, 0.1, 1},
+};
+
+/* max |a - b| / max |b| over n floats (0 when b is all zero and a == b). */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t t = 0; t < n; t++) {
+        num = fmax(num, fabs((double)a[t] - (double)b[t]));
+        den = fmax(den, fabs((double)b[t]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+static sp_learner *sparse_learner(const sparse_case *k, int mode, size_t d)
+{
+    sp_sae_cfg c = mk_cfg(k->arch, k->pre_bias);
+    c.sparse = mode;
+    c.k = (int)fmax(1.0, floor(k->density * (double)k->m + 0.5));
+    c.aux_coef = k->aux;
+    c.k_aux = 8;
+    c.dead_steps = 10;
+    sp_penalty_cfg pen = mk_pen(k->pen, 0.3);
+    sp_learner *L = make(&c, &pen, d, k->m, k->B, 2000, 41);
+    L->step = 600; /* all latents dead for AuxK; panneal in its annealing window */
+    return L;
+}
+
+/* Sparse and dense kernels on the same parameters and batch: every loss
+ * term and every gradient equal within float32 rounding. Both compute the
+ * same sums (the dense GEMMs add exact zeros for the inactive codes) in
+ * another order; each entry is a sum of at most max(m, B, d) <= 512 float
+ * products, whose rounding differs by at most ~n eps (sum |terms|) in the
+ * worst case and ~sqrt(n) eps in practice (eps = 6e-8): 1e-5 of the
+ * largest entry of each gradient leaves a margin of ~100 over the typical
+ * error (measured worst about 2e-7) while a missing or misplaced term
+ * (one active code, one AuxK entry) is of the order of the entries
+ * themselves. Two steps each, so that the second sees the first's firing
+ * (AuxK then leaves out latents that fired). */
+START_TEST(test_sparse_equals_dense)
+{
+    const sparse_case *k = &sparse_cases[_i];
+    const size_t d = 24;
+    sp_learner *Ld = sparse_learner(k, SP_SPARSE_DENSE, d);
+    sp_learner *Ls = sparse_learner(k, SP_SPARSE_SPARSE, d);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 43 + (unsigned long)_i);
+    gsl_matrix_float *x = uniform_x(k->B, d, -1, 1, rng);
+    /* relu: shift the encoder biases so that a share ~density of the
+     * pre-activations is positive (pre-activations ~ +-|x| |w_e|) */
+    if (!strcmp(k->arch, "relu")) {
+        sp_param *be = param(Ld, "b_e");
+        double z = gsl_cdf_ugaussian_Qinv(k->density);
+        for (size_t i = 0; i < k->m; i++)
+            be->w[i] = (float)(-z * 0.6 + 0.05 * gsl_ran_gaussian(rng, 1.0));
+        memcpy(param(Ls, "b_e")->w, be->w, k->m * sizeof(float));
+    }
+    if (k->pre_bias)
+        for (size_t t = 0; t < d; t++)
+            param(Ld, "b_d")->w[t] = param(Ls, "b_d")->w[t] = (float)gsl_ran_gaussian(rng, 0.1);
+    for (int call = 0; call < 2; call++) {
+        sp_loss ld, ls;
+        Ld->ops->loss_and_grad(Ld, x, &ld);
+        Ls->ops->loss_and_grad(Ls, x, &ls);
+        ck_assert_int_eq(sp_sae_last_sparse(Ld), 0);
+        ck_assert_int_eq(sp_sae_last_sparse(Ls), k->supported);
+        const double lt[5][2] = {{ls.loss, ld.loss}, {ls.mse, ld.mse}, {ls.penalty, ld.penalty},
+                                 {ls.aux, ld.aux}, {ls.l0, ld.l0}};
+        for (int q = 0; q < 5; q++)
+            ck_assert_msg(fabs(lt[q][0] - lt[q][1]) <= 1e-5 * fabs(lt[q][1]) + 1e-12,
+                          "case %d call %d term %d: sparse %.9g dense %.9g", _i, call, q,
+                          lt[q][0], lt[q][1]);
+        if (k->aux > 0 && call == 0)
+            ck_assert_msg(ld.aux > 0, "case %d: AuxK inactive", _i);
+        for (size_t p = 0; p < Ld->n_params; p++) {
+            const sp_param *pd = &Ld->params[p], *ps = &Ls->params[p];
+            double e = rel_err(ps->g, pd->g, pd->n);
+            ck_assert_msg(e <= 1e-5, "case %d (%s %s, m %zu, B %zu, density %g) call %d: "
+                          "gradient of %s differs by %.3g of its largest entry", _i, k->arch,
+                          k->pen, k->m, k->B, k->density, call, pd->name, e);
+        }
+        for (size_t i = 0; i < k->m; i++)
+            ck_assert_uint_eq(Ld->fires[i], Ls->fires[i]);
+    }
+    gsl_matrix_float_free(x);
+    gsl_rng_free(rng);
+    sp_learner_free(Ls);
+    sp_learner_free(Ld);
+}
+END_TEST
+
+/* model.sparse = auto takes the sparse kernels below the threshold
+ * density and the GEMMs above it. */
+START_TEST(test_sparse_auto_switch)
+{
+    const size_t d = 16, m = 256, B = 32;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 47);
+    gsl_matrix_float *x = uniform_x(B, d, -1, 1, rng);
+    const struct {
+        const char *arch;
+        int k;
+        float bias;
+        int want;
+    } cases[] = {{"relu", 1, -3.0f, 1}, {"relu", 1, 3.0f, 0}, {"topk", 2, 0, 1},
+                 {"topk", 200, 3.0f, 0}};
+    for (size_t q = 0; q < 4; q++) {
+        sp_sae_cfg c = mk_cfg(cases[q].arch, 1);
+        c.k = cases[q].k;
+        sp_penalty_cfg pen = mk_pen(strcmp(cases[q].arch, "relu") ? "none" : "l1", 0.1);
+        sp_learner *L = make(&c, &pen, d, m, B, 100, 48);
+        ck_assert_int_eq(sp_sae_last_sparse(L), -1);
+        for (size_t i = 0; i < m; i++)
+            param(L, "b_e")->w[i] = cases[q].bias;
+        sp_loss ls;
+        L->ops->loss_and_grad(L, x, &ls);
+        double density = ls.l0 / (double)m;
+        ck_assert_msg((density < sp_sae_sparse_threshold) == cases[q].want,
+                      "case %zu: density %g", q, density);
+        ck_assert_msg(sp_sae_last_sparse(L) == cases[q].want, "case %zu (density %g): %s", q,
+                      density, cases[q].want ? "dense" : "sparse");
+        sp_learner_free(L);
+    }
+    /* a model outside the sparse kernels' scope (tied) never uses them */
+    sp_sae_cfg c = mk_cfg("relu", 1);
+    c.tied = 1;
+    c.sparse = SP_SPARSE_SPARSE;
+    sp_penalty_cfg pen = mk_pen("l1", 0.1);
+    sp_learner *L = make(&c, &pen, d, m, B, 100, 48);
+    sp_loss ls;
+    L->ops->loss_and_grad(L, x, &ls);
+    ck_assert_int_eq(sp_sae_last_sparse(L), 0);
+    sp_learner_free(L);
+    gsl_matrix_float_free(x);
+    gsl_rng_free(rng);
+}
+END_TEST
+
 Suite *make_sae_suite(void)
 {
     Suite *s = suite_create("sae");
@@ -1599,5 +1769,12 @@ Suite *make_sae_suite(void)
     tcase_add_test(tr, test_topk_recovers_easy_truth);
     tcase_add_test(tr, test_jumprelu_recovers_easy_truth);
     suite_add_tcase(s, tr);
+
+    TCase *sk = tcase_create("sparse kernels");
+    tcase_set_timeout(sk, 60);
+    tcase_add_loop_test(sk, test_sparse_equals_dense, 0,
+                        (int)(sizeof sparse_cases / sizeof *sparse_cases));
+    tcase_add_test(sk, test_sparse_auto_switch);
+    suite_add_tcase(s, sk);
     return s;
 }

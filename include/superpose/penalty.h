@@ -71,5 +71,12 @@ double sp_penalty_p(const sp_penalty *P);
  * above), so it is not const. */
 double sp_penalty_eval(sp_penalty *P, const float *F, size_t B, size_t m, size_t ld,
                        const float *dnorm, float *dF, float *ddnorm);
+/* The same on codes stored by rows of nonzeros (the other entries are 0,
+ * where every penalty of eval is 0 and adds nothing): row b holds
+ * vals[ptr[b]..ptr[b+1]); B and m give the normalisation as in eval; adds
+ * dP/df into dvals (same layout) if not NULL. Not for penalties that use
+ * decoder norms. */
+double sp_penalty_eval_rows(sp_penalty *P, const float *vals, const size_t *ptr, size_t B,
+                            size_t m, float *dvals);
 
 #endif

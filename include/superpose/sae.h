@@ -82,7 +82,13 @@ typedef struct {
     double forget;      /* dl: statistics decay per step, in (0, 1] */
     int init_transpose; /* relu: W_e = W_d and b_e = 0 at initialisation (SAELens; Chanin
                            et al. 2024), instead of torch's uniform Linear init */
+    int sparse;         /* relu, topk, batchtopk training step: SP_SPARSE_AUTO (sparse
+                           kernels when the batch's codes are sparse enough), _DENSE
+                           (always GEMMs) or _SPARSE (always sparse where supported) */
 } sp_sae_cfg;
+
+/* model.sparse (the order of the config choices auto|dense|sparse). */
+enum { SP_SPARSE_AUTO = 0, SP_SPARSE_DENSE = 1, SP_SPARSE_SPARSE = 2 };
 
 /* Loss terms of one batch (forward pass). */
 typedef struct {
@@ -197,6 +203,15 @@ float sp_kth_largest(float *v, size_t n, size_t k);
 sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_t d,
                          size_t m, size_t max_batch, long total_steps, gsl_rng *rng,
                          sp_err *err);
+/* Which kernels the last loss_and_grad of a sae.c learner used: 1 the
+ * sparse ones (work over the active codes only), 0 the dense GEMMs, -1 if
+ * L is not a sae.c learner or has not run a step. */
+int sp_sae_last_sparse(const sp_learner *L);
+/* Sets model.sparse of a sae.c learner from now on (SP_SPARSE_*): 0, or -1
+ * if L is not a sae.c learner or mode is not one of them. */
+int sp_sae_set_sparse(sp_learner *L, int mode);
+/* Density of codes below which model.sparse = auto takes the sparse kernels. */
+extern const double sp_sae_sparse_threshold;
 /* gated.c and stacked.c. */
 sp_learner *sp_gated_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_t d,
                            size_t m, size_t max_batch, long total_steps, gsl_rng *rng,

@@ -145,16 +145,150 @@ static int bench_solvers(double step)
     return 0;
 }
 
+/* Sparse against dense kernels of the SAE step (model.sparse), d = 256,
+ * batch 256, 1 thread. First the crossover: one loss_and_grad of topk
+ * (density = k / m exactly) with each kernel. Then the training step
+ * (Adam included) of relu L1 on the Sharkey generator after `warmup`
+ * steps of training in auto mode, timed on 8 pre-generated batches
+ * (generation excluded), dense against auto. */
+static int bench_sparse(double peak1, long steps, long warmup, double coef)
+{
+    const size_t d = 256, B = 256;
+    printf("\nSparse vs dense kernels, crossover: topk loss_and_grad (no optimizer), d = 256, "
+           "batch 256,\n1 thread; density = k / m; auto takes sparse below %.3g\n",
+           sp_sae_sparse_threshold);
+    printf("%8s %8s %11s %11s %9s\n", "latents", "density", "dense ms", "sparse ms", "speedup");
+    const size_t ms[3] = {512, 2048, 8192};
+    const double dens[7] = {0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4};
+    for (size_t mi = 0; mi < 3; mi++)
+        for (size_t di = 0; di < 7; di++) {
+            sp_run_cfg cfg;
+            sp_config_defaults(&cfg);
+            snprintf(cfg.model.arch, sizeof cfg.model.arch, "topk");
+            snprintf(cfg.penalty.name, sizeof cfg.penalty.name, "none");
+            cfg.model.aux_coef = 0;
+            size_t m = ms[mi];
+            cfg.model.k = (int)(dens[di] * (double)m + 0.5);
+            sp_err err;
+            gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+            sp_learner *L = sp_learner_alloc(&cfg.model, &cfg.penalty, d, m, B, 1000, rng, &err);
+            gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
+            if (!L || !x) {
+                fprintf(stderr, "superpose: bench: %s\n", err.msg);
+                return 1;
+            }
+            for (size_t t = 0; t < B * d; t++)
+                x->data[t] = (float)gsl_ran_gaussian(rng, 1.0);
+            double per[2];
+            for (int mode = 0; mode < 2; mode++) {
+                sp_sae_set_sparse(L, mode ? SP_SPARSE_SPARSE : SP_SPARSE_DENSE);
+                sp_loss ls;
+                L->ops->loss_and_grad(L, x, &ls);
+                long reps = 0;
+                double t0 = sp_now(), t = 0;
+                while (t < 0.15 || reps < 3) {
+                    L->ops->loss_and_grad(L, x, &ls);
+                    reps++;
+                    t = sp_now() - t0;
+                }
+                per[mode] = t / (double)reps;
+            }
+            printf("%8zu %8.3f %11.3f %11.3f %9.2f\n", m, (double)cfg.model.k / (double)m,
+                   1e3 * per[0], 1e3 * per[1], per[0] / per[1]);
+            gsl_matrix_float_free(x);
+            sp_learner_free(L);
+            gsl_rng_free(rng);
+        }
+
+    printf("\nSAE training step, sparse vs dense: Sharkey generator d = 256, G = 512, batch 256, "
+           "relu L1\n(coef %g), Adam, 1 thread, after %ld training steps; generation excluded; "
+           "L0 = mean active\nlatents per sample in the timed steps; GFLOP/s* = 10 B m d / t\n",
+           coef, warmup);
+    printf("%6s %8s %7s %9s | %11s %9s %8s | %11s %9s %8s %7s | %8s\n", "ratio", "latents", "L0",
+           "density", "dense sa/s", "GFLOP/s*", "x peak1", "auto sa/s", "GFLOP/s*", "x peak1",
+           "sparse", "speedup");
+    const double ratios[] = {1, 4, 8, 16, 32};
+    for (size_t r = 0; r < 5; r++) {
+        sp_run_cfg cfg;
+        sp_config_defaults(&cfg);
+        cfg.model.ratio = ratios[r];
+        cfg.penalty.coef = coef;
+        size_t m = sp_config_latents(&cfg);
+        sp_err err;
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        sp_gen *g = sp_gen_alloc(&cfg.data, B, rng, &err);
+        sp_learner *L = g ? sp_learner_alloc(&cfg.model, &cfg.penalty, d, m, B, 1000000, rng, &err) : NULL;
+        sp_optim *o = L ? sp_optim_alloc(&cfg.optim, L->params, L->n_params, 1000000) : NULL;
+        gsl_matrix_float *x[8] = {0};
+        for (int q = 0; q < 8; q++)
+            x[q] = gsl_matrix_float_alloc(B, d);
+        if (!o || !x[7]) {
+            fprintf(stderr, "superpose: bench: %s\n", err.msg);
+            return 1;
+        }
+        for (long w = 0; w < warmup; w++) {
+            sp_gen_batch(g, rng, B, NULL, x[0]);
+            sp_train_step(L, o, x[0], NULL);
+        }
+        for (int q = 0; q < 8; q++)
+            sp_gen_batch(g, rng, B, NULL, x[q]);
+        long n = steps / (long)(m / 512 > 0 ? m / 512 : 1);
+        n = n < 16 ? 16 : n;
+        double per[2], l0 = 0;
+        long n_sparse = 0;
+        for (int mode = 0; mode < 2; mode++) {
+            sp_sae_set_sparse(L, mode ? SP_SPARSE_AUTO : SP_SPARSE_DENSE);
+            sp_train_step(L, o, x[0], NULL);
+            double t0 = sp_now();
+            for (long st = 0; st < n; st++) {
+                sp_loss ls;
+                sp_train_step(L, o, x[st % 8], &ls);
+                if (mode) {
+                    l0 += ls.l0;
+                    n_sparse += sp_sae_last_sparse(L) == 1;
+                }
+            }
+            per[mode] = (sp_now() - t0) / (double)n;
+        }
+        l0 /= (double)n;
+        double gf[2];
+        for (int mode = 0; mode < 2; mode++)
+            gf[mode] = 10.0 * (double)B * (double)m * (double)d / per[mode] / 1e9;
+        printf("%6g %8zu %7.1f %9.4f | %11.0f %9.1f %8.2f | %11.0f %9.1f %8.2f %6.0f%% | %8.2f\n",
+               ratios[r], m, l0, l0 / (double)m, (double)B / per[0], gf[0], gf[0] / peak1,
+               (double)B / per[1], gf[1], gf[1] / peak1, 100.0 * (double)n_sparse / (double)n,
+               per[0] / per[1]);
+        for (int q = 0; q < 8; q++)
+            gsl_matrix_float_free(x[q]);
+        sp_optim_free(o);
+        sp_learner_free(L);
+        sp_gen_free(g);
+        gsl_rng_free(rng);
+    }
+    return 0;
+}
+
 int sp_cli_bench(int argc, char **argv)
 {
-    long steps = 200;
+    long steps = 200, warmup = 300;
+    double coef = 0.1;
+    int only_sparse = 0;
     static const struct option longopts[] = {{"steps", required_argument, 0, 's'},
+                                              {"warmup", required_argument, 0, 'w'},
+                                              {"coef", required_argument, 0, 'c'},
+                                              {"sparse", no_argument, 0, 'S'},
                                               {"help", no_argument, 0, 'h'},
                                               {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
-        if (c == 's') {
+    while ((c = getopt_long(argc, argv, "s:w:c:Sh", longopts, NULL)) != -1) {
+        if (c == 'w') {
+            warmup = strtol(optarg, NULL, 10);
+        } else if (c == 'c') {
+            coef = strtod(optarg, NULL);
+        } else if (c == 'S') {
+            only_sparse = 1;
+        } else if (c == 's') {
             steps = strtol(optarg, NULL, 10);
             if (steps < 1) {
                 fprintf(stderr, "superpose: --steps must be >= 1\n");
@@ -172,6 +306,10 @@ int sp_cli_bench(int argc, char **argv)
     printf("sgemm peak (OpenBLAS, 1024^3, 1 thread):  %7.1f GFLOP/s\n", peak1);
     printf("sgemm peak (OpenBLAS, 2048^3, %d threads): %7.1f GFLOP/s\n", procs, peakn);
     openblas_set_num_threads(1);
+    if (bench_sparse(peak1, steps, warmup, coef))
+        return 1;
+    if (only_sparse)
+        return 0;
 
     printf("\nSAE training step, Sharkey generator d = 256, G = 512, batch 256, L1, Adam, "
            "1 thread\n");
