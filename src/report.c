@@ -71,6 +71,28 @@ static void run_set_free(run_set *rs)
     free(rs->key);
 }
 
+/* Counts the runs a figure shows (those meeting f's where conditions, all
+ * when f is NULL), the missing ones and the ok ones; rec[i] of every other
+ * run is set to NULL. */
+static void run_set_count(run_set *rs, const sp_figspec *f)
+{
+    rs->shown = rs->missing = rs->n_ok = 0;
+    for (size_t i = 0; i < rs->total; i++) {
+        int keep = 1;
+        for (size_t w = 0; f && w < f->n_where && keep; w++)
+            keep = rs->coords[i][f->where_axis[w]] == f->where_value[w];
+        if (!keep) {
+            rs->rec[i] = NULL;
+            continue;
+        }
+        rs->shown++;
+        if (!rs->rec[i])
+            rs->missing++;
+        else if (!strcmp(rs->rec[i]->status, "ok"))
+            rs->ok[rs->n_ok++] = i;
+    }
+}
+
 static int run_set_load(const sp_experiment *ex, const sp_run_list *runs, run_set *rs,
                         sp_err *err)
 {
@@ -90,12 +112,8 @@ static int run_set_load(const sp_experiment *ex, const sp_run_list *runs, run_se
             continue;
         sp_config_key(&cfg, rs->key[i]);
         rs->rec[i] = find_run(runs, rs->key[i]);
-        if (!rs->rec[i])
-            rs->missing++;
-        else if (!strcmp(rs->rec[i]->status, "ok"))
-            rs->ok[rs->n_ok++] = i;
     }
-    rs->shown = rs->total;
+    run_set_count(rs, NULL);
     return 0;
 }
 
@@ -112,20 +130,8 @@ static int run_set_where(const sp_experiment *ex, const sp_figspec *f, const run
         free(out->ok);
         return sp_err_set(err, "out of memory");
     }
-    out->shown = out->missing = out->n_ok = 0;
-    for (size_t i = 0; i < rs->total; i++) {
-        int keep = 1;
-        for (size_t w = 0; w < f->n_where && keep; w++)
-            keep = rs->coords[i][f->where_axis[w]] == f->where_value[w];
-        out->rec[i] = keep ? rs->rec[i] : NULL;
-        if (!keep)
-            continue;
-        out->shown++;
-        if (!rs->rec[i])
-            out->missing++;
-        else if (!strcmp(rs->rec[i]->status, "ok"))
-            out->ok[out->n_ok++] = i;
-    }
+    memcpy(out->rec, rs->rec, rs->total * sizeof *out->rec);
+    run_set_count(out, f);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <gsl/gsl_blas.h>
 
+#include "superpose/geometry.h"
 #include "superpose/metrics.h"
 #include "superpose/npy.h"
 #include "superpose/recovery.h"
@@ -122,43 +123,11 @@ static int need_finite(const arr *x)
     return 0;
 }
 
-/* Largest |cos| between two distinct rows of a (k x d); NaN when k < 2 or
- * out of memory. Zero rows have cosine 0 with everything. */
+/* Largest |cos| between two distinct rows of a; NaN when a has fewer than
+ * two rows (sp_geom_max_cos gives 0 there). */
 static double max_abs_cos(const gsl_matrix_float *a)
 {
-    size_t k = a->size1, d = a->size2, block = 256;
-    if (k < 2)
-        return NAN;
-    gsl_matrix_float *u = gsl_matrix_float_alloc(k, d);
-    gsl_matrix_float *c = gsl_matrix_float_alloc(k < block ? k : block, k);
-    double best = NAN;
-    if (u && c) {
-        for (size_t i = 0; i < k; i++) {
-            const float *src = gsl_matrix_float_const_ptr(a, i, 0);
-            float *dst = gsl_matrix_float_ptr(u, i, 0);
-            double n2 = 0;
-            for (size_t j = 0; j < d; j++)
-                n2 += (double)src[j] * src[j];
-            double inv = n2 > 0 ? 1.0 / sqrt(n2) : 0.0;
-            for (size_t j = 0; j < d; j++)
-                dst[j] = (float)(src[j] * inv);
-        }
-        best = 0;
-        for (size_t i0 = 0; i0 < k; i0 += block) {
-            size_t b = k - i0 < block ? k - i0 : block;
-            gsl_matrix_float_const_view uv = gsl_matrix_float_const_submatrix(u, i0, 0, b, d);
-            gsl_matrix_float_view cv = gsl_matrix_float_submatrix(c, 0, 0, b, k);
-            gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, &uv.matrix, u, 0.0f, &cv.matrix);
-            for (size_t i = 0; i < b; i++)
-                for (size_t j = 0; j < k; j++)
-                    if (j != i0 + i && fabs(gsl_matrix_float_get(&cv.matrix, i, j)) > best)
-                        best = fabs(gsl_matrix_float_get(&cv.matrix, i, j));
-        }
-        best = best > 1 ? 1 : best;
-    }
-    gsl_matrix_float_free(c);
-    gsl_matrix_float_free(u);
-    return best;
+    return a->size1 < 2 ? NAN : sp_geom_max_cos(a);
 }
 
 static void print_table(const metric *mt, size_t n)
