@@ -606,6 +606,26 @@ int sp_config_same_training(const sp_run_cfg *a, const sp_run_cfg *b)
     return strcmp(ka, kb) == 0;
 }
 
+void sp_config_ensemble_key(const sp_run_cfg *cfg, char key[17])
+{
+    sp_run_cfg t, defaults;
+    training_part(cfg, &t);
+    sp_config_defaults(&defaults);
+    t.penalty = defaults.penalty;
+    t.optim = defaults.optim;
+    t.model.k = defaults.model.k;
+    sp_config_key(&t, key);
+}
+
+int sp_config_ensemble_ok(const sp_run_cfg *cfg)
+{
+    const char *a = cfg->model.arch;
+    return !strcmp(cfg->learner, "sae") &&
+           (!strcmp(a, "relu") || !strcmp(a, "topk") || !strcmp(a, "batchtopk") ||
+            !strcmp(a, "jumprelu")) &&
+           !cfg->model.tied && !cfg->model.mlp && cfg->data.dataset == 0;
+}
+
 int sp_config_check(const sp_run_cfg *cfg, sp_err *err)
 {
     if (sp_gen_check(&cfg->data, NULL, err) != 0)

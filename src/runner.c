@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <gsl/gsl_rng.h>
 
+#include "superpose/ensemble.h"
 #include "superpose/figure.h"
 #include "superpose/gen.h"
 #include "superpose/geometry.h"
@@ -247,11 +248,55 @@ out:
     return rc;
 }
 
-int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char *artifact_dir,
-                       sp_progress_fn progress, void *user, sp_run_result *results, sp_err *err)
+/* One training of a run group (the runs that differ only in [solve]):
+ * its learner, optimizer, resampling and curve state. A group trains
+ * alone, or as a member of an ensemble that shares the generator, the
+ * training stream and the encoder GEMM (sp_run_train_ensemble). */
+typedef struct {
+    const sp_run_cfg *const *cfgs; /* the group's runs, [0] the training's */
+    size_t n_eval;
+    sp_run_result *res;            /* (n_eval) */
+    sp_learner *L;
+    sp_optim *opt;
+    gsl_rng *r_init, *r_eval, *r_res;
+    gsl_matrix_float *f, *xh;      /* (B, m), (B, d): resampling's workspace */
+    unsigned long *rs_snap, *cv_snap;
+    size_t *rs_dead;
+    gsl_matrix_float *rs_x;
+    double *rs_loss;
+    long steps, tail, every, cev, resample_last, step;
+    double tail_loss, cv_loss, cv_l0, resampled;
+    long cv_n;
+    int live;                      /* still training (not finished, not diverged) */
+} trainer;
+
+static void trainer_free(trainer *T)
 {
+    gsl_rng_free(T->r_res);
+    free(T->rs_loss);
+    gsl_matrix_float_free(T->rs_x);
+    free(T->rs_dead);
+    free(T->cv_snap);
+    free(T->rs_snap);
+    sp_optim_free(T->opt);
+    sp_learner_free(T->L);
+    gsl_matrix_float_free(T->xh);
+    gsl_matrix_float_free(T->f);
+    gsl_rng_free(T->r_eval);
+    gsl_rng_free(T->r_init);
+    memset(T, 0, sizeof *T);
+}
+
+/* Checks the group's runs, clears their results and allocates the
+ * learner (not yet its optimizer: see trainer_optim). 0 or -1. */
+static int trainer_init(trainer *T, const sp_run_cfg *const *cfgs, size_t n_eval,
+                        sp_run_result *results, sp_err *err)
+{
+    memset(T, 0, sizeof *T);
     const sp_run_cfg *cfg = cfgs[0];
-    sp_run_result *res = &results[0];
+    T->cfgs = cfgs, T->n_eval = n_eval, T->res = results;
+    if (n_eval > SP_MAX_EVALS)
+        return sp_err_set(err, "internal: at most %d evaluations per run", SP_MAX_EVALS);
     for (size_t r = 0; r < n_eval; r++) {
         if (sp_config_check(cfgs[r], err) != 0)
             return -1;
@@ -264,105 +309,100 @@ int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char 
         results[r].curve_step = NULL;
         memset(results[r].curve, 0, sizeof results[r].curve);
     }
-    double t0 = sp_now();
     size_t d = (size_t)cfg->data.d, m = sp_config_latents(cfg), B = (size_t)cfg->batch;
     uint64_t ds = (uint64_t)cfg->data.seed, ts = (uint64_t)cfg->seed;
-    gsl_rng *r_truth = rng_from(ds, 0, "truth"), *r_stream = rng_from(ds, ts, "stream");
-    gsl_rng *r_init = rng_from(ds, ts, "init"), *r_eval = rng_from(ds, 0, "eval");
-    sp_gen *gen = NULL;
-    sp_learner *L = NULL;
-    sp_optim *opt = NULL;
-    gsl_matrix_float *x = gsl_matrix_float_alloc(B, d);
-    gsl_matrix_float *f = gsl_matrix_float_alloc(B, m);
-    gsl_matrix_float *xh = gsl_matrix_float_alloc(B, d);
-    sp_codes *codes = sp_codes_alloc(B, B * sp_gen_truth_rows(&cfg->data));
-    unsigned long *rs_snap = NULL, *cv_snap = NULL;
-    size_t *rs_dead = NULL;
-    gsl_matrix_float *rs_x = NULL;
-    double *rs_loss = NULL;
-    gsl_rng *r_res = NULL;
-    int rc = -1;
-    if (!r_truth || !r_stream || !r_init || !r_eval || !x || !f || !xh || !codes) {
-        sp_err_set(err, "out of memory (run with %zu latents)", m);
-        goto out;
-    }
-    if (!(gen = sp_gen_alloc_ex(&cfg->data, B, r_truth, progress, user, err)))
-        goto out;
-    if (!strcmp(cfg->learner, "none")) {
-        if (run_truth(cfg, gen, r_eval, artifact_dir, res, err) != 0)
-            goto out;
-        res->metric[M_STEPS] = 0;
-        res->metric[M_WALL] = sp_now() - t0;
-        rc = 0;
-        goto out;
-    }
-    if (!(L = sp_learner_alloc(&cfg->model, &cfg->penalty, d, m, B, cfg->steps, r_init, err)))
-        goto out;
-    if (!(opt = sp_optim_alloc(&cfg->optim, L->params, L->n_params, cfg->steps))) {
-        sp_err_set(err, "out of memory for optimizer state");
-        goto out;
-    }
-    long steps = cfg->steps, tail = steps < 100 ? steps : 100, step;
-    long every = cfg->resample_every, cev = cfg->curve_every;
-    long resample_last = (long)floor(cfg->resample_until * (double)steps);
-    if (every > 0) {
+    T->r_init = rng_from(ds, ts, "init");
+    T->r_eval = rng_from(ds, 0, "eval");
+    if (!T->r_init || !T->r_eval)
+        return sp_err_set(err, "out of memory (run with %zu latents)", m);
+    if (!strcmp(cfg->learner, "none"))
+        return 0;
+    if (!(T->L = sp_learner_alloc(&cfg->model, &cfg->penalty, d, m, B, cfg->steps, T->r_init,
+                                  err)))
+        return -1;
+    T->steps = cfg->steps;
+    T->tail = T->steps < 100 ? T->steps : 100;
+    T->every = cfg->resample_every;
+    T->cev = cfg->curve_every;
+    T->resample_last = (long)floor(cfg->resample_until * (double)T->steps);
+    T->live = 1;
+    if (T->every > 0) {
         size_t N = (size_t)cfg->resample_samples;
-        if (!(rs_snap = calloc(m, sizeof *rs_snap)) || !(rs_dead = malloc(m * sizeof *rs_dead)) ||
-            !(rs_x = gsl_matrix_float_alloc(N, d)) || !(rs_loss = malloc(N * sizeof *rs_loss)) ||
-            !(r_res = rng_from(ds, ts, "resample"))) {
-            sp_err_set(err, "out of memory for resampling (%zu inputs)", N);
-            goto out;
-        }
+        if (!(T->rs_snap = calloc(m, sizeof *T->rs_snap)) ||
+            !(T->rs_dead = malloc(m * sizeof *T->rs_dead)) ||
+            !(T->rs_x = gsl_matrix_float_alloc(N, d)) ||
+            !(T->rs_loss = malloc(N * sizeof *T->rs_loss)) ||
+            !(T->r_res = rng_from(ds, ts, "resample")) || !(T->f = gsl_matrix_float_alloc(B, m)) ||
+            !(T->xh = gsl_matrix_float_alloc(B, d)))
+            return sp_err_set(err, "out of memory for resampling (%zu inputs)", N);
     }
-    if (cev > 0) {
-        size_t cap = (size_t)(steps / cev) + 2;
+    if (T->cev > 0) {
+        sp_run_result *res = &results[0];
+        size_t cap = (size_t)(T->steps / T->cev) + 2;
         res->curve_step = malloc(cap * sizeof *res->curve_step);
-        int ok = res->curve_step && (cv_snap = calloc(m, sizeof *cv_snap));
+        int ok = res->curve_step && (T->cv_snap = calloc(m, sizeof *T->cv_snap));
         for (int c = 0; c < SP_N_CURVES && ok; c++)
             ok = (res->curve[c] = malloc(cap * sizeof(double))) != NULL;
-        if (!ok) {
-            sp_err_set(err, "out of memory for training curves");
-            goto out;
-        }
+        if (!ok)
+            return sp_err_set(err, "out of memory for training curves");
     }
-    double tail_loss = 0, cv_loss = 0, cv_l0 = 0, resampled = 0;
-    long cv_n = 0;
-    double last_report = sp_now();
-    for (step = 0; step < steps; step++) {
-        sp_gen_batch(gen, r_stream, B, NULL, x);
-        sp_loss ls;
-        double loss = sp_train_step(L, opt, x, &ls);
-        if (!isfinite(loss)) {
-            res->diverged = 1;
-            break;
-        }
-        if (step >= steps - tail)
-            tail_loss += loss;
-        cv_loss += loss, cv_l0 += ls.l0, cv_n++;
-        if (cev > 0 && ((step + 1) % cev == 0 || step + 1 == steps)) {
-            size_t k = res->n_curve++;
-            res->curve_step[k] = step + 1;
-            res->curve[SP_CURVE_LOSS][k] = cv_loss / (double)cv_n;
-            res->curve[SP_CURVE_L0][k] = cv_l0 / (double)cv_n;
-            res->curve[SP_CURVE_DEAD][k] = (double)dead_since(L, cv_snap, NULL);
-            res->curve[SP_CURVE_MMCS][k] = sp_metric_mmcs(sp_gen_truth(gen), L->decoder, NULL);
-            cv_loss = cv_l0 = 0, cv_n = 0;
-        }
-        if (every > 0 && (step + 1) % every == 0 && step + 1 <= resample_last) {
-            size_t n_dead = dead_since(L, rs_snap, rs_dead);
-            if (n_dead > 0)
-                resampled += (double)resample(L, opt, gen, r_res, rs_dead, n_dead, rs_x, rs_loss,
-                                              f, xh);
-        }
-        if (progress && (step % 16 == 15 || step + 1 == steps)) {
-            double now = sp_now();
-            if (now - last_report > 0.25 || step + 1 == steps) {
-                progress(user, step + 1, steps, loss);
-                last_report = now;
-            }
-        }
+    return 0;
+}
+
+static int trainer_optim(trainer *T, sp_err *err)
+{
+    const sp_run_cfg *cfg = T->cfgs[0];
+    if (!(T->opt = sp_optim_alloc(&cfg->optim, T->L->params, T->L->n_params, cfg->steps)))
+        return sp_err_set(err, "out of memory for optimizer state");
+    return 0;
+}
+
+/* After the training step `step` (0-based) that returned loss: divergence,
+ * the loss tail, curves, resampling. */
+static void trainer_after_step(trainer *T, sp_gen *gen, long step, double loss,
+                               const sp_loss *ls)
+{
+    sp_run_result *res = &T->res[0];
+    sp_learner *L = T->L;
+    if (!isfinite(loss)) {
+        res->diverged = 1;
+        T->live = 0;
+        T->step = step;
+        return;
     }
-    res->metric[M_STEPS] = (double)step;
+    T->step = step + 1;
+    if (T->step == T->steps)
+        T->live = 0;
+    if (step >= T->steps - T->tail)
+        T->tail_loss += loss;
+    T->cv_loss += loss, T->cv_l0 += ls->l0, T->cv_n++;
+    if (T->cev > 0 && ((step + 1) % T->cev == 0 || step + 1 == T->steps)) {
+        size_t k = res->n_curve++;
+        res->curve_step[k] = step + 1;
+        res->curve[SP_CURVE_LOSS][k] = T->cv_loss / (double)T->cv_n;
+        res->curve[SP_CURVE_L0][k] = T->cv_l0 / (double)T->cv_n;
+        res->curve[SP_CURVE_DEAD][k] = (double)dead_since(L, T->cv_snap, NULL);
+        res->curve[SP_CURVE_MMCS][k] = sp_metric_mmcs(sp_gen_truth(gen), L->decoder, NULL);
+        T->cv_loss = T->cv_l0 = 0, T->cv_n = 0;
+    }
+    if (T->every > 0 && (step + 1) % T->every == 0 && step + 1 <= T->resample_last) {
+        size_t n_dead = dead_since(L, T->rs_snap, T->rs_dead);
+        if (n_dead > 0)
+            T->resampled += (double)resample(L, T->opt, gen, T->r_res, T->rs_dead, n_dead,
+                                             T->rs_x, T->rs_loss, T->f, T->xh);
+    }
+}
+
+/* Scores every run of the group (r_stream: the training stream where
+ * training ended, for the fitting inputs), saves the artifacts, and copies
+ * what the runs share. wall: the seconds to record. 0 or -1. */
+static int trainer_finish(trainer *T, sp_gen *gen, gsl_rng *r_stream, const char *artifact_dir,
+                          double wall, sp_err *err)
+{
+    const sp_run_cfg *cfg = T->cfgs[0];
+    sp_run_result *res = &T->res[0];
+    sp_learner *L = T->L;
+    res->metric[M_STEPS] = (double)T->step;
     if (!res->diverged) {
         static const sp_ito_slots slots = {
             M_DEAD,       M_L0,        M_MSE,        M_FVE,          M_PRECISION,
@@ -372,29 +412,25 @@ int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char 
         static const sp_dict_slots dslots = {M_MCC, M_UNIQUENESS, M_OFFDIAG, M_CHILD_DEC_PARENT,
                                              M_PARENT_ENC_CHILD, M_PARENT_DEC_CHILD};
         double *mt[SP_MAX_EVALS];
-        if (n_eval > SP_MAX_EVALS) {
-            sp_err_set(err, "internal: at most %d evaluations per run", SP_MAX_EVALS);
-            goto out;
-        }
-        for (size_t r = 0; r < n_eval; r++)
-            mt[r] = results[r].metric;
+        for (size_t r = 0; r < T->n_eval; r++)
+            mt[r] = T->res[r].metric;
         /* fitting inputs continue the training stream; the evaluation
          * window is the same for every run */
-        if (sp_ito_eval(cfgs, n_eval, L, gen, r_stream, r_eval, &slots, mt, err) != 0)
-            goto out;
+        if (sp_ito_eval(T->cfgs, T->n_eval, L, gen, r_stream, T->r_eval, &slots, mt, err) != 0)
+            return -1;
         sp_score_dictionary(cfg, L, gen, &dslots, res->metric);
         res->metric[M_MMCS] = sp_metric_mmcs(sp_gen_truth(gen), L->decoder, NULL);
         res->metric[M_MMCS_REV] = sp_metric_mmcs(L->decoder, sp_gen_truth(gen), NULL);
-        res->metric[M_LOSS] = tail_loss / (double)tail;
+        res->metric[M_LOSS] = T->tail_loss / (double)T->tail;
         res->metric[M_MAX_COS] = sp_geom_max_cos(sp_gen_truth(gen));
-        res->metric[M_RESAMPLED] = resampled;
+        res->metric[M_RESAMPLED] = T->resampled;
         if (artifact_dir && save_artifacts(artifact_dir, L, gen, err) != 0)
-            goto out;
+            return -1;
     }
-    res->metric[M_WALL] = sp_now() - t0;
+    res->metric[M_WALL] = wall;
     /* what the runs share: training, decoder metrics and curves */
-    for (size_t r = 1; r < n_eval; r++) {
-        sp_run_result *o = &results[r];
+    for (size_t r = 1; r < T->n_eval; r++) {
+        sp_run_result *o = &T->res[r];
         o->diverged = res->diverged;
         const int shared[] = {M_MMCS,          M_MMCS_REV,         M_LOSS,
                               M_STEPS,         M_WALL,             M_MAX_COS,
@@ -405,44 +441,164 @@ int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char 
             o->metric[shared[i]] = res->metric[shared[i]];
         if (res->n_curve > 0) {
             size_t bytes = res->n_curve * sizeof(double);
-            if (!(o->curve_step = malloc(res->n_curve * sizeof *o->curve_step))) {
-                sp_err_set(err, "out of memory");
-                goto out;
-            }
+            if (!(o->curve_step = malloc(res->n_curve * sizeof *o->curve_step)))
+                return sp_err_set(err, "out of memory");
             memcpy(o->curve_step, res->curve_step, res->n_curve * sizeof *o->curve_step);
             o->n_curve = res->n_curve;
             for (int c = 0; c < SP_N_CURVES; c++) {
-                if (!(o->curve[c] = malloc(bytes))) {
-                    sp_err_set(err, "out of memory");
-                    goto out;
-                }
+                if (!(o->curve[c] = malloc(bytes)))
+                    return sp_err_set(err, "out of memory");
                 memcpy(o->curve[c], res->curve[c], bytes);
             }
         }
     }
+    return 0;
+}
+
+int sp_run_train_ensemble(const sp_run_cfg *const *cfgs, const size_t *start, size_t nt,
+                          const char *const *artifact_dirs, sp_progress_fn progress, void *user,
+                          sp_run_result *results, sp_err *err)
+{
+    trainer *T = calloc(nt ? nt : 1, sizeof *T);
+    sp_learner **Ls = malloc((nt ? nt : 1) * sizeof *Ls);
+    sp_optim **opts = malloc((nt ? nt : 1) * sizeof *opts);
+    sp_loss *ls = malloc((nt ? nt : 1) * sizeof *ls);
+    double *loss = malloc((nt ? nt : 1) * sizeof *loss);
+    int *live = malloc((nt ? nt : 1) * sizeof *live);
+    gsl_rng *r_truth = NULL, *r_stream = NULL, *r_fit = NULL;
+    sp_gen *gen = NULL;
+    sp_ensemble *E = NULL;
+    gsl_matrix_float *x = NULL;
+    size_t nT = 0;
+    int rc = -1;
+    if (!T || !Ls || !opts || !ls || !loss || !live) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    if (nt == 0 || start[0] != 0) {
+        sp_err_set(err, "internal: no trainings, or runs before the first");
+        goto out;
+    }
+    for (size_t r = 0; r < start[nt]; r++) /* nothing to free yet, whatever fails */
+        memset(&results[r], 0, sizeof results[r]);
+    const sp_run_cfg *cfg = cfgs[0];
+    char k0[17], kt[17];
+    sp_config_ensemble_key(cfg, k0);
+    for (size_t t = 0; t < nt; t++) {
+        if (start[t + 1] <= start[t]) {
+            sp_err_set(err, "internal: training %zu has no runs", t);
+            goto out;
+        }
+        sp_config_ensemble_key(cfgs[start[t]], kt);
+        if (nt > 1 && (strcmp(k0, kt) != 0 || !sp_config_ensemble_ok(cfgs[start[t]]))) {
+            sp_err_set(err, "internal: trainings of one ensemble must share their data stream "
+                            "and shape (sp_config_ensemble_key, sp_config_ensemble_ok)");
+            goto out;
+        }
+        nT = t + 1;
+        if (trainer_init(&T[t], cfgs + start[t], start[t + 1] - start[t], results + start[t],
+                         err) != 0)
+            goto out;
+    }
+    double t0 = sp_now();
+    size_t d = (size_t)cfg->data.d, B = (size_t)cfg->batch;
+    uint64_t ds = (uint64_t)cfg->data.seed, ts = (uint64_t)cfg->seed;
+    r_truth = rng_from(ds, 0, "truth");
+    r_stream = rng_from(ds, ts, "stream");
+    x = gsl_matrix_float_alloc(B, d);
+    if (!r_truth || !r_stream || !x) {
+        sp_err_set(err, "out of memory (run with %zu latents)", sp_config_latents(cfg));
+        goto out;
+    }
+    if (!(gen = sp_gen_alloc_ex(&cfg->data, B, r_truth, progress, user, err)))
+        goto out;
+    if (!T[0].L) { /* train.learner = none: data statistics only */
+        sp_run_result *res = &results[0];
+        if (run_truth(cfg, gen, T[0].r_eval, artifact_dirs ? artifact_dirs[0] : NULL, res,
+                      err) != 0)
+            goto out;
+        res->metric[M_STEPS] = 0;
+        res->metric[M_WALL] = sp_now() - t0;
+        rc = 0;
+        goto out;
+    }
+    for (size_t t = 0; t < nt; t++)
+        Ls[t] = T[t].L;
+    if (nt > 1 && !(E = sp_ensemble_alloc(Ls, nt, err)))
+        goto out;
+    for (size_t t = 0; t < nt; t++) {
+        if (trainer_optim(&T[t], err) != 0)
+            goto out;
+        opts[t] = T[t].opt;
+    }
+    long steps = cfg->steps;
+    double last_report = sp_now();
+    for (long step = 0; step < steps; step++) {
+        int any = 0;
+        for (size_t t = 0; t < nt; t++)
+            any |= live[t] = T[t].live;
+        if (!any)
+            break;
+        sp_gen_batch(gen, r_stream, B, NULL, x);
+        if (E)
+            sp_ensemble_step(E, opts, x, live, ls, loss);
+        else
+            loss[0] = sp_train_step(T[0].L, T[0].opt, x, &ls[0]);
+        for (size_t t = 0; t < nt; t++)
+            if (live[t])
+                trainer_after_step(&T[t], gen, step, loss[t], &ls[t]);
+        if (progress && (step % 16 == 15 || step + 1 == steps)) {
+            double now = sp_now();
+            if (now - last_report > 0.25 || step + 1 == steps) {
+                progress(user, step + 1, steps, loss[0]);
+                last_report = now;
+            }
+        }
+    }
+    /* each training is scored from the stream where training ended, as if
+     * it had trained alone; its wall time is its share of the training
+     * plus its own scoring */
+    double share = (sp_now() - t0) / (double)nt;
+    for (size_t t = 0; t < nt; t++) {
+        double te = sp_now();
+        gsl_rng_free(r_fit);
+        r_fit = NULL;
+        if (nt > 1 && !(r_fit = gsl_rng_clone(r_stream))) {
+            sp_err_set(err, "out of memory");
+            goto out;
+        }
+        if (trainer_finish(&T[t], gen, nt > 1 ? r_fit : r_stream,
+                           artifact_dirs ? artifact_dirs[t] : NULL, share + (sp_now() - te),
+                           err) != 0)
+            goto out;
+    }
     rc = 0;
 out:
-    if (rc != 0)
-        for (size_t r = 0; r < n_eval; r++)
+    if (rc != 0 && nt > 0)
+        for (size_t r = 0; r < start[nt]; r++)
             sp_run_result_free(&results[r]);
-    gsl_rng_free(r_res);
-    free(rs_loss);
-    gsl_matrix_float_free(rs_x);
-    free(rs_dead);
-    free(cv_snap);
-    free(rs_snap);
-    sp_optim_free(opt);
-    sp_learner_free(L);
+    for (size_t t = 0; t < nT; t++)
+        trainer_free(&T[t]);
+    sp_ensemble_free(E);
     sp_gen_free(gen);
-    sp_codes_free(codes);
-    gsl_matrix_float_free(xh);
-    gsl_matrix_float_free(f);
     gsl_matrix_float_free(x);
-    gsl_rng_free(r_eval);
-    gsl_rng_free(r_init);
+    gsl_rng_free(r_fit);
     gsl_rng_free(r_stream);
     gsl_rng_free(r_truth);
+    free(live);
+    free(loss);
+    free(ls);
+    free(opts);
+    free(Ls);
+    free(T);
     return rc;
+}
+
+int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n_eval, const char *artifact_dir,
+                       sp_progress_fn progress, void *user, sp_run_result *results, sp_err *err)
+{
+    size_t start[2] = {0, n_eval};
+    return sp_run_train_ensemble(cfgs, start, 1, &artifact_dir, progress, user, results, err);
 }
 
 int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn progress,
@@ -614,9 +770,11 @@ void sp_sweep_out_dir(const sp_experiment *ex, const char *out_dir, char *buf, s
 /* ---- sweep ---------------------------------------------------------- */
 
 typedef struct {
-    size_t *index;      /* run indices in the experiment: runs that share one training */
+    size_t *index;      /* run indices in the experiment, grouped by training */
     char (*key)[17];    /* their keys */
-    size_t n;           /* runs in the group */
+    size_t n;           /* runs in the job */
+    size_t *start;      /* (n_train + 1): training t has runs start[t] .. start[t + 1) */
+    size_t n_train;     /* trainings: 1, or the members of an ensemble */
     double cost;
     int threads;        /* BLAS threads of the worker (> 1: runs alone) */
     pid_t pid;
@@ -660,43 +818,50 @@ static void worker(const sp_experiment *ex, job *jb, const char *out, int fd)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     openblas_set_num_threads(jb->threads > 1 ? jb->threads : 1);
     sp_err err;
-    char art[1200], db[1100], msg[1400];
-    snprintf(art, sizeof art, "%s/artifacts/%s", out, jb->key[0]);
+    char db[1100], msg[1400];
     snprintf(db, sizeof db, "%s/results.db", out);
     sp_run_cfg *cfgs = malloc(jb->n * sizeof *cfgs);
     const sp_run_cfg **ptrs = malloc(jb->n * sizeof *ptrs);
     sp_run_result *res = calloc(jb->n, sizeof *res);
-    int ok = cfgs && ptrs && res;
+    char(*art)[1200] = malloc(jb->n_train * sizeof *art);
+    const char **arts = malloc(jb->n_train * sizeof *arts);
+    int ok = cfgs && ptrs && res && art && arts;
     if (!ok)
         sp_err_set(&err, "out of memory");
     for (size_t r = 0; r < jb->n && ok; r++) {
         ok = sp_experiment_run_cfg(ex, jb->index[r], &cfgs[r], NULL, &err) == 0;
         ptrs[r] = &cfgs[r];
     }
-    ok = ok && sp_run_train_multi(ptrs, jb->n, art, worker_progress, &fd, res, &err) == 0;
-    for (size_t r = 0; r < jb->n && ok; r++) {
-        if (r > 0 && !res[r].diverged) {
-            /* the runs of a group share the training's artifacts */
-            char link[1200];
-            snprintf(link, sizeof link, "%s/artifacts/%s", out, jb->key[r]);
-            unlink(link);
-            if (symlink(jb->key[0], link) != 0 && errno != EEXIST) {
-                sp_err_set(&err, "cannot link %s: %s", link, strerror(errno));
+    for (size_t t = 0; t < jb->n_train && ok; t++) {
+        snprintf(art[t], sizeof art[t], "%s/artifacts/%s", out, jb->key[jb->start[t]]);
+        arts[t] = art[t];
+    }
+    ok = ok && sp_run_train_ensemble(ptrs, jb->start, jb->n_train, arts, worker_progress, &fd,
+                                     res, &err) == 0;
+    for (size_t t = 0; t < jb->n_train && ok; t++)
+        for (size_t r = jb->start[t]; r < jb->start[t + 1] && ok; r++) {
+            if (r > jb->start[t] && !res[r].diverged) {
+                /* the runs of a training share its artifacts */
+                char link[1200];
+                snprintf(link, sizeof link, "%s/artifacts/%s", out, jb->key[r]);
+                unlink(link);
+                if (symlink(jb->key[jb->start[t]], link) != 0 && errno != EEXIST) {
+                    sp_err_set(&err, "cannot link %s: %s", link, strerror(errno));
+                    ok = 0;
+                    break;
+                }
+            }
+            if (sp_run_store(db, ex->name, &cfgs[r], &res[r], &err) != 0) {
                 ok = 0;
                 break;
             }
+            snprintf(msg, sizeof msg,
+                     "R %zu status=%s mmcs=%.4f dead=%.0f l0=%.2f mse=%.3g f1=%.3f wall_s=%.1f\n",
+                     r, res[r].diverged ? "diverged" : "ok", res[r].metric[M_MMCS],
+                     res[r].metric[M_DEAD], res[r].metric[M_L0], res[r].metric[M_MSE],
+                     res[r].metric[M_F1], res[r].metric[M_WALL]);
+            write_all(fd, msg);
         }
-        if (sp_run_store(db, ex->name, &cfgs[r], &res[r], &err) != 0) {
-            ok = 0;
-            break;
-        }
-        snprintf(msg, sizeof msg,
-                 "R %zu status=%s mmcs=%.4f dead=%.0f l0=%.2f mse=%.3g f1=%.3f wall_s=%.1f\n", r,
-                 res[r].diverged ? "diverged" : "ok", res[r].metric[M_MMCS],
-                 res[r].metric[M_DEAD], res[r].metric[M_L0], res[r].metric[M_MSE],
-                 res[r].metric[M_F1], res[r].metric[M_WALL]);
-        write_all(fd, msg);
-    }
     if (!ok) {
         for (char *c = err.msg; *c; c++)
             if (*c == '\n')
@@ -835,28 +1000,55 @@ static int pump(sweep_state *sw, job *jb)
 static void free_jobs(job *jobs, size_t n)
 {
     for (size_t i = 0; jobs && i < n; i++) {
+        free(jobs[i].start);
         free(jobs[i].index);
         free(jobs[i].key);
     }
     free(jobs);
 }
 
-/* Groups the runs that the store does not hold by their training key:
- * each group is one job (one training, several scorings). */
-static int plan_jobs(const sp_experiment *ex, sp_store *st, int threads, job **out_jobs,
-                     size_t *n_jobs, size_t *n_todo, size_t *n_stored, double *work_total,
-                     sp_err *err)
+/* Appends run i (key) to job jb. 0 or -1. */
+static int job_add(job *jb, size_t i, const char *key)
+{
+    size_t *ni = realloc(jb->index, (jb->n + 1) * sizeof *ni);
+    if (ni)
+        jb->index = ni;
+    char(*nk)[17] = ni ? realloc(jb->key, (jb->n + 1) * sizeof *nk) : NULL;
+    if (nk)
+        jb->key = nk;
+    if (!ni || !nk)
+        return -1;
+    jb->index[jb->n] = i;
+    memcpy(jb->key[jb->n], key, 17);
+    jb->n++;
+    return 0;
+}
+
+/* Plans the runs that the store does not hold. Runs with one training key
+ * form one training (trained once, scored several ways). Trainings that
+ * can be ensemble members (sp_config_ensemble_ok), are small enough to run
+ * single-threaded and share an ensemble key train together, as one job,
+ * in ensembles of at most SP_MAX_ENSEMBLE; an ensemble whose work exceeds
+ * 1/jobs of the sweep's is split so that the workers finish together.
+ * Only small models join ensembles (m d <= SP_ENSEMBLE_MAX_MD): every other
+ * training is a job of its own. With solo, every training is
+ * its own job. Jobs are sorted largest first. */
+static int plan_jobs(const sp_experiment *ex, sp_store *st, int threads, int solo,
+                     job **out_jobs, size_t *n_jobs, size_t *n_todo, size_t *n_stored,
+                     double *work_total, sp_err *err)
 {
     size_t total = sp_experiment_n_runs(ex);
-    job *jobs = calloc(total ? total : 1, sizeof *jobs);
+    job *tr = calloc(total ? total : 1, sizeof *tr); /* one per training */
+    job *jobs = NULL;
     char(*tkey)[17] = calloc(total ? total : 1, sizeof *tkey);
-    size_t nj = 0;
+    char(*ekey)[17] = calloc(total ? total : 1, sizeof *ekey);
+    int *ens = calloc(total ? total : 1, sizeof *ens);
+    size_t ntr = 0, nj = 0;
     *n_todo = *n_stored = 0;
     *work_total = 0;
-    if (!jobs || !tkey) {
-        free(jobs);
-        free(tkey);
-        return sp_err_set(err, "out of memory");
+    if (!tr || !tkey || !ekey || !ens) {
+        sp_err_set(err, "out of memory");
+        goto fail;
     }
     for (size_t i = 0; i < total; i++) {
         sp_run_cfg cfg;
@@ -873,46 +1065,92 @@ static int plan_jobs(const sp_experiment *ex, sp_store *st, int threads, job **o
         }
         sp_config_training_key(&cfg, tk);
         size_t j;
-        for (j = 0; j < nj && (strcmp(tkey[j], tk) != 0 || jobs[j].n >= SP_MAX_EVALS); j++)
+        for (j = 0; j < ntr && (strcmp(tkey[j], tk) != 0 || tr[j].n >= SP_MAX_EVALS); j++)
             ;
-        job *jb = &jobs[j];
-        if (j == nj) {
-            nj++;
+        job *jb = &tr[j];
+        if (j == ntr) {
+            ntr++;
             memcpy(tkey[j], tk, sizeof tk);
-            jb->fd = -1;
             jb->cost = sp_config_cost(&cfg);
-            jb->threads = (double)cfg.batch * (double)cfg.data.d *
-                                  (double)sp_config_latents(&cfg) >= SP_THREADED_GEMM
-                              ? threads
-                              : 1;
+            int big = (double)cfg.batch * (double)cfg.data.d * (double)sp_config_latents(&cfg) >=
+                      SP_THREADED_GEMM;
+            jb->threads = big ? threads : 1;
+            ens[j] = !solo && !big && sp_config_ensemble_ok(&cfg) &&
+                     (double)sp_config_latents(&cfg) * (double)cfg.data.d <= SP_ENSEMBLE_MAX_MD;
+            sp_config_ensemble_key(&cfg, ekey[j]);
             *work_total += jb->cost;
         } else {
             double c = eval_cost(&cfg);
             jb->cost += c;
             *work_total += c;
         }
-        size_t *ni = realloc(jb->index, (jb->n + 1) * sizeof *ni);
-        char(*nk)[17] = ni ? realloc(jb->key, (jb->n + 1) * sizeof *nk) : NULL;
-        if (ni)
-            jb->index = ni;
-        if (nk)
-            jb->key = nk;
-        if (!ni || !nk) {
+        if (job_add(jb, i, key) != 0) {
             sp_err_set(err, "out of memory");
             goto fail;
         }
-        jb->index[jb->n] = i;
-        memcpy(jb->key[jb->n], key, sizeof key);
-        jb->n++;
         (*n_todo)++;
     }
+    if (!(jobs = calloc(ntr ? ntr : 1, sizeof *jobs))) {
+        sp_err_set(err, "out of memory");
+        goto fail;
+    }
+    /* ensembles: the trainings of one ensemble key, in chunks */
+    int *taken = ens; /* 1: may join an ensemble; set to 2 when placed */
+    double per_worker = *work_total / (double)(threads > 0 ? threads : 1);
+    for (size_t j = 0; j < ntr; j++) {
+        if (taken[j] == 2)
+            continue;
+        size_t mem[4096], nm = 0;
+        double cost = 0;
+        if (taken[j] == 1) {
+            for (size_t q = j; q < ntr && nm < 4096; q++)
+                if (taken[q] == 1 && !strcmp(ekey[q], ekey[j])) {
+                    mem[nm++] = q;
+                    cost += tr[q].cost;
+                }
+        } else {
+            mem[nm++] = j;
+        }
+        size_t chunks = (size_t)ceil(cost / (per_worker > 0 ? per_worker : 1));
+        size_t by_size = (nm + SP_MAX_ENSEMBLE - 1) / SP_MAX_ENSEMBLE;
+        chunks = chunks > by_size ? chunks : by_size;
+        chunks = chunks < 1 ? 1 : chunks > nm ? nm : chunks;
+        for (size_t c = 0; c < chunks; c++) {
+            size_t lo = nm * c / chunks, hi = nm * (c + 1) / chunks;
+            job *jb = &jobs[nj++];
+            jb->fd = -1;
+            jb->threads = tr[mem[lo]].threads;
+            if (!(jb->start = malloc((hi - lo + 1) * sizeof *jb->start))) {
+                sp_err_set(err, "out of memory");
+                goto fail;
+            }
+            for (size_t q = lo; q < hi; q++) {
+                job *t = &tr[mem[q]];
+                jb->start[jb->n_train++] = jb->n;
+                jb->cost += t->cost;
+                for (size_t r = 0; r < t->n; r++)
+                    if (job_add(jb, t->index[r], t->key[r]) != 0) {
+                        sp_err_set(err, "out of memory");
+                        goto fail;
+                    }
+                taken[mem[q]] = 2;
+            }
+            jb->start[jb->n_train] = jb->n;
+        }
+    }
+    free_jobs(tr, ntr);
+    free(ens);
+    free(ekey);
     free(tkey);
     qsort(jobs, nj, sizeof *jobs, cmp_cost_desc);
     *out_jobs = jobs;
     *n_jobs = nj;
     return 0;
 fail:
+    free(ens);
+    free(ekey);
     free(tkey);
+    free_jobs(tr, ntr);
     free_jobs(jobs, nj);
     return -1;
 }
@@ -934,20 +1172,27 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     double work_total = 0;
     job *jobs = NULL;
     int jobs_max = o->jobs < 1 ? 1 : o->jobs;
-    int planned =
-        plan_jobs(ex, st, jobs_max, &jobs, &n_jobs, &n_todo, &n_stored, &work_total, err);
+    int planned = plan_jobs(ex, st, jobs_max, o->solo, &jobs, &n_jobs, &n_todo, &n_stored,
+                            &work_total, err);
     sp_store_close(st); /* workers open their own connections */
     if (planned != 0)
         return -1;
 
-    size_t n_threaded = 0;
-    for (size_t i = 0; i < n_jobs; i++)
+    size_t n_threaded = 0, n_train = 0, n_ens = 0, n_in_ens = 0;
+    for (size_t i = 0; i < n_jobs; i++) {
         n_threaded += jobs[i].threads > 1;
+        n_train += jobs[i].n_train;
+        if (jobs[i].n_train > 1)
+            n_ens++, n_in_ens += jobs[i].n_train;
+    }
     printf("%s%s%s: %zu runs, %zu already stored, %zu to run", ex->name,
            ex->preset[0] ? " --preset " : "", ex->preset, total, n_stored, n_todo);
-    if (n_jobs != n_todo)
-        printf(" (%zu trainings, each scored several ways)", n_jobs);
+    if (n_train != n_todo)
+        printf(" (%zu trainings, each scored several ways)", n_train);
     printf(" with %d worker%s -> %s\n", jobs_max, jobs_max == 1 ? "" : "s", out);
+    if (n_ens)
+        printf("%zu trainings in %zu ensembles (one data stream and encoder GEMM each)\n",
+               n_in_ens, n_ens);
     if (n_threaded)
         printf("%zu large trainings run alone with %d BLAS threads each\n", n_threaded, jobs_max);
     fflush(stdout);

@@ -102,6 +102,10 @@ typedef struct {
     float *aux_dp;                /* (B k_aux) AuxK's dp at its entries (sparse steps) */
     unsigned char *dirty;         /* (m) rows of gW_d, gW_e written since they were zeroed */
     int all_dirty;
+    /* ensembles (ensemble.c): W_e lives in the ensemble's storage, and the
+     * product u W_e^T of the next step is given (ext, B x m) */
+    const gsl_matrix_float *ext;
+    float *ext_c;                 /* (m) b_e - W_e b_d, with a pre-encoder bias */
     sp_param params[8];
 } fam_sae;
 
@@ -332,10 +336,31 @@ static const gsl_matrix_float *encoder_input(fam_sae *s, const gsl_matrix_float 
     return &s->hav.matrix;
 }
 
-/* P = u W_e^T + b_e. */
+/* P = u W_e^T + b_e. In an ensemble, x W_e^T is given (s->ext), and
+ * (x - b_d) W_e^T + b_e = x W_e^T + (b_e - W_e b_d). */
 static void preact(fam_sae *s, const gsl_matrix_float *u, gsl_matrix_float *P)
 {
     size_t B = P->size1, m = s->base.m;
+    if (s->ext) {
+        const float *c = s->be;
+        if (s->bd) {
+            for (size_t i = 0; i < m; i++) {
+                const float *w = gsl_matrix_float_const_ptr(s->we, i, 0);
+                float acc = 0;
+                for (size_t t = 0; t < s->base.d; t++)
+                    acc += w[t] * s->bd[t];
+                s->ext_c[i] = s->be[i] - acc;
+            }
+            c = s->ext_c;
+        }
+        for (size_t b = 0; b < B; b++) {
+            const float *er = gsl_matrix_float_const_ptr(s->ext, b, 0);
+            float *pr = gsl_matrix_float_ptr(P, b, 0);
+            for (size_t i = 0; i < m; i++)
+                pr[i] = er[i] + c[i];
+        }
+        return;
+    }
     gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, u, enc_w(s), 0.0f, P);
     for (size_t b = 0; b < B; b++) {
         float *pr = gsl_matrix_float_ptr(P, b, 0);
@@ -942,6 +967,7 @@ static void fam_reinit(sp_learner *L, sp_optim *opt, size_t i, const float *dir,
 static void fam_free(sp_learner *L)
 {
     fam_sae *s = (fam_sae *)L;
+    free(s->ext_c);
     free(s->dirty);
     free(s->aux_dp);
     free(s->cptr);
@@ -1002,6 +1028,37 @@ int sp_sae_set_sparse(sp_learner *L, int mode)
         return -1;
     ((fam_sae *)L)->cfg.sparse = mode;
     return 0;
+}
+
+int sp_sae_can_share(const sp_learner *L)
+{
+    if (!L || L->ops != &fam_ops)
+        return 0;
+    const fam_sae *s = (const fam_sae *)L;
+    return s->we && !s->H && !s->cfg.tied;
+}
+
+int sp_sae_share_encoder(sp_learner *L, float *rows)
+{
+    if (!sp_sae_can_share(L))
+        return -1;
+    fam_sae *s = (fam_sae *)L;
+    size_t n = L->m * L->d;
+    if (s->bd && !s->ext_c && !(s->ext_c = malloc(L->m * sizeof *s->ext_c)))
+        return -1;
+    memcpy(rows, s->we->data, n * sizeof *rows);
+    /* the matrix keeps its struct and block; only the values move */
+    free(s->we->block->data);
+    s->we->block->data = NULL;
+    s->we->data = rows;
+    s->params[s->i_we].w = rows;
+    return 0;
+}
+
+void sp_sae_set_product(sp_learner *L, const gsl_matrix_float *xw)
+{
+    if (sp_sae_can_share(L))
+        ((fam_sae *)L)->ext = xw;
 }
 
 static const sp_learner_ops fam_ops = {

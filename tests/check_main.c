@@ -30,6 +30,7 @@ int main(int argc, char **argv)
         make_dict_suite,
         make_metrics_suite,
         make_runner_suite,
+        make_ensemble_suite,
         make_ito_suite,
         make_recovery_suite,
         make_eval_suite,

@@ -18,6 +18,7 @@ Suite *make_penalty_suite(void);
 Suite *make_optim_suite(void);
 Suite *make_reg_suite(void);
 Suite *make_gated_suite(void);
+Suite *make_ensemble_suite(void);
 Suite *make_stacked_suite(void);
 Suite *make_solve_suite(void);
 Suite *make_dict_suite(void);

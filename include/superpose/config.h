@@ -103,6 +103,17 @@ void sp_config_key(const sp_run_cfg *cfg, char key[17]);
 void sp_config_training_key(const sp_run_cfg *cfg, char key[17]);
 /* 1 if a and b differ at most in [solve]. */
 int sp_config_same_training(const sp_run_cfg *a, const sp_run_cfg *b);
+/* Runs whose trainings can form one ensemble (ensemble.h) have the same
+ * ensemble key: the training key with the penalty (train.penalty,
+ * train.coef, ...), the optimizer (train.optimizer, train.lr, ...) and
+ * model.k set to their defaults; they share the data stream, the
+ * initialisation and the shape. */
+void sp_config_ensemble_key(const sp_run_cfg *cfg, char key[17]);
+/* 1 if the run's learner can be an ensemble member: an SAE (relu, topk,
+ * batchtopk, jumprelu) with an untied linear encoder, on a streamed
+ * generator (data.dataset = 0: a fixed dataset has a cursor that the
+ * members would share). */
+int sp_config_ensemble_ok(const sp_run_cfg *cfg);
 /* Lists allowed keys of a section, comma separated, into buf. */
 void sp_config_keys_of(const char *section, char *buf, size_t len);
 /* Number of latents of this configuration. */

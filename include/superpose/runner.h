@@ -22,6 +22,17 @@ extern const char *const sp_curve_names[SP_N_CURVES];
  * B m d >= this (e.g. d = 256, batch 256, m >= 4096); smaller ones run -j
  * at a time with one thread each. */
 #define SP_THREADED_GEMM (256.0 * 1024 * 1024)
+/* Sweeps train small models (m d <= this) of one ensemble key as
+ * ensembles (ensemble.h). Measured on 2 cores (Xeon 2.1 GHz, 1 worker, 9
+ * L1 values, relu, batch 256), time of the ensemble / of the runs one
+ * after another: m d = 32 x 64: 0.54; 64 x 64: 0.74; 128 x 64: 0.84;
+ * 256 x 64: 0.88; 512 x 64: 1.02; 512 x 256 (17 values): 1.11. What an
+ * ensemble saves is per-training overhead and the data generation; past
+ * this size each member's state no longer stays in cache between its
+ * steps, and that costs more than the shared GEMM and batch save. */
+#define SP_ENSEMBLE_MAX_MD 16384.0
+/* Most trainings in one ensemble of a sweep. */
+#define SP_MAX_ENSEMBLE 32
 /* Most runs that sp_run_train_multi scores from one training. */
 #define SP_MAX_EVALS 256
 
@@ -51,6 +62,19 @@ int sp_run_train(const sp_run_cfg *cfg, const char *artifact_dir, sp_progress_fn
 int sp_run_train_multi(const sp_run_cfg *const *cfgs, size_t n, const char *artifact_dir,
                        sp_progress_fn progress, void *user, sp_run_result *res, sp_err *err);
 
+/* Trains nt trainings as one ensemble (ensemble.h; nt = 1: alone, as
+ * sp_run_train_multi). Training t is scored as the runs cfgs[start[t] ..
+ * start[t + 1]), which share their training, into the same entries of
+ * res; its artifacts go to artifact_dirs[t] (artifact_dirs or an entry may
+ * be NULL). With nt > 1 every training must pass sp_config_ensemble_ok and
+ * share one sp_config_ensemble_key. Each training gets the numbers it
+ * would get alone (bitwise without a pre-encoder bias; see ensemble.h), and
+ * as wall_s its share of the ensemble's training time plus its own scoring
+ * time. 0 (also when trainings diverged) or -1 with err. */
+int sp_run_train_ensemble(const sp_run_cfg *const *cfgs, const size_t *start, size_t nt,
+                          const char *const *artifact_dirs, sp_progress_fn progress, void *user,
+                          sp_run_result *res, sp_err *err);
+
 /* Writes a dataset of the run's data section into dir: truth.npy
  * (n_truth x d), rates.npy (expected firing rate per truth row, when the
  * generator has a closed form), W.npy and b.npy (generator = tms), and
@@ -65,6 +89,7 @@ typedef struct {
     int tty;               /* 1: live progress line; 0: one log line per event */
     const char *out_dir;   /* results/<name> by default */
     int plot;              /* render figures at the end */
+    int solo;              /* 1: train every training alone, never in an ensemble */
 } sp_sweep_opts;
 
 /* The experiment's output folder (opts->out_dir or results/<name>). */

@@ -210,6 +210,17 @@ int sp_sae_last_sparse(const sp_learner *L);
 /* Sets model.sparse of a sae.c learner from now on (SP_SPARSE_*): 0, or -1
  * if L is not a sae.c learner or mode is not one of them. */
 int sp_sae_set_sparse(sp_learner *L, int mode);
+/* Ensembles (ensemble.h): 1 if L is a sae.c learner with an untied linear
+ * encoder W_e (m x d), whose encoder product can come from outside. */
+int sp_sae_can_share(const sp_learner *L);
+/* Copies W_e into rows (m d floats, owned by the caller and outliving L)
+ * and makes L use them from now on. Call before sp_optim_alloc. 0, or -1
+ * if L cannot share or memory runs out. */
+int sp_sae_share_encoder(sp_learner *L, float *rows);
+/* From now on, loss_and_grad and encode take x W_e^T (B x m, any row
+ * stride, for the very x they are given) from xw instead of computing it;
+ * NULL computes it again. No effect on a learner that cannot share. */
+void sp_sae_set_product(sp_learner *L, const gsl_matrix_float *xw);
 /* Density of codes below which model.sparse = auto takes the sparse kernels. */
 extern const double sp_sae_sparse_threshold;
 /* gated.c and stacked.c. */

@@ -46,6 +46,9 @@ static const char *usage_run =
     "  -j, --jobs N        worker processes (default: 1)\n"
     "  -o, --out DIR       output folder (default: results/<experiment name>)\n"
     "      --no-plot       do not render figures at the end\n"
+    "      --solo          train every model alone (by default, an L1 or k sweep\n"
+    "                      at one width trains as ensembles: one data stream and\n"
+    "                      one encoder GEMM for several models; same numbers)\n"
     "      --log           plain log lines even on a terminal\n";
 
 static const char *usage_train =
@@ -183,9 +186,9 @@ static int cmd_run(int argc, char **argv, int plot_only)
         {"preset", required_argument, 0, 'p'}, {"jobs", required_argument, 0, 'j'},
         {"out", required_argument, 0, 'o'},    {"no-plot", no_argument, 0, 'P'},
         {"log", no_argument, 0, 'L'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"solo", no_argument, 0, 'S'},         {0, 0, 0, 0}};
     const char *preset = NULL, *out = NULL;
-    int jobs = 1, plot = 1, log = 0, c;
+    int jobs = 1, plot = 1, log = 0, solo = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:j:o:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -199,6 +202,7 @@ static int cmd_run(int argc, char **argv, int plot_only)
         case 'o': out = optarg; break;
         case 'P': plot = 0; break;
         case 'L': log = 1; break;
+        case 'S': solo = 1; break;
         case 'h': fputs(plot_only ? usage_plot : usage_run, stdout); return 0;
         default: fputs(plot_only ? usage_plot : usage_run, stderr); return 2;
         }
@@ -219,7 +223,7 @@ static int cmd_run(int argc, char **argv, int plot_only)
         rc = sp_sweep_plot(ex, out, &err);
     } else {
         sp_sweep_opts o = {.jobs = jobs, .tty = !log && isatty(STDOUT_FILENO), .out_dir = out,
-                           .plot = plot};
+                           .plot = plot, .solo = solo};
         rc = sp_sweep_run(ex, &o, &err);
     }
     if (rc == 130) {
