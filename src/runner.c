@@ -1155,6 +1155,184 @@ fail:
     return -1;
 }
 
+/* ---- the sweep's estimated total ------------------------------------- */
+
+/* Times of a pilot run's training progress reports (its own steps only). */
+typedef struct {
+    long steps;
+    double t0, t_mid, t_end;
+    long s_mid;
+} pilot_clock;
+
+static void pilot_progress(void *user, long step, long steps, double loss)
+{
+    pilot_clock *c = user;
+    (void)loss;
+    if (steps != c->steps)
+        return; /* the generator's own progress (the toy model's training) */
+    double now = sp_now() - c->t0;
+    if (c->s_mid == 0 || step <= c->steps / 2)
+        c->s_mid = step, c->t_mid = now;
+    if (step == steps)
+        c->t_end = now;
+}
+
+typedef struct {
+    char key[17];     /* ensemble key */
+    int threads;
+    double train;     /* seconds of the pilot's training (generator included) */
+    long steps;       /* its steps */
+    double rate;      /* seconds per step over its second half */
+    double eval;      /* seconds of its scoring, per training */
+    size_t n;         /* trainings (ensemble members) */
+} pilot;
+
+/* Runs a short copy of the trainings cfg[0..n) as the job will (alone, or
+ * as one ensemble): their first steps, then their scoring (solve at its
+ * defaults), with `threads` BLAS threads, and times it. 0 or -1. */
+static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_err *err)
+{
+    sp_run_cfg *c = malloc(n * sizeof *c);
+    const sp_run_cfg **ptr = malloc(n * sizeof *ptr);
+    size_t *start = malloc((n + 1) * sizeof *start);
+    sp_run_result *res = calloc(n, sizeof *res);
+    int rc = -1;
+    if (!c || !ptr || !start || !res) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    sp_run_cfg defaults;
+    sp_config_defaults(&defaults);
+    double m = (double)sp_config_latents(cfg);
+    double flops = 10.0 * m * cfg->data.d * cfg->batch * (double)n;
+    /* 1/40 of the training (the pilots stay a few per cent of the sweep),
+     * at most 200 steps and about 3 s of dense steps, at least 10 */
+    long P = cfg->steps / 40 < 200 ? cfg->steps / 40 : 200;
+    long cap = (long)(3.0 / (flops / 3e10));
+    P = P < cap ? P : cap;
+    P = P > 10 ? P : 10;
+    P = P < cfg->steps ? P : cfg->steps;
+    for (size_t t = 0; t < n; t++) {
+        c[t] = cfg[t];
+        c[t].solve = defaults.solve;
+        c[t].steps = P;
+        ptr[t] = &c[t];
+        start[t] = t;
+    }
+    start[n] = n;
+    pilot_clock clk = {.steps = P, .t0 = sp_now()};
+    openblas_set_num_threads(threads);
+    rc = sp_run_train_ensemble(ptr, start, n, NULL, pilot_progress, &clk, res, err);
+    openblas_set_num_threads(1);
+    if (rc != 0)
+        goto out;
+    double total = sp_now() - clk.t0;
+    if (clk.t_end <= 0) /* no training (train.learner = none) */
+        clk.t_end = clk.t_mid = total, clk.s_mid = 0;
+    p->train = clk.t_end;
+    p->steps = P;
+    p->rate = P > clk.s_mid ? (clk.t_end - clk.t_mid) / (double)(P - clk.s_mid)
+                            : clk.t_end / (double)(P > 0 ? P : 1);
+    p->eval = (total - clk.t_end) / (double)n;
+    p->threads = threads;
+    p->n = n;
+out:
+    for (size_t t = 0; res && t < n; t++)
+        sp_run_result_free(&res[t]);
+    free(res);
+    free(start);
+    free(ptr);
+    free(c);
+    return rc;
+}
+
+/* Seconds the sweep's jobs should take: each distinct shape (ensemble
+ * key, BLAS threads) is timed by a pilot run (its first steps and its
+ * scoring; an ensemble as an ensemble of its size); a job costs the
+ * pilot's training plus its remaining steps at the pilot's rate over its
+ * second half, and each run its scoring (times the method's factor of
+ * eval_cost); the schedule of sp_sweep_run (largest first, -j workers,
+ * threaded jobs alone) is then simulated. */
+static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int workers,
+                          double *total, double *pilot_s, size_t *n_pilots, sp_err *err)
+{
+    double t0 = sp_now();
+    pilot *pl = calloc(n_jobs ? n_jobs : 1, sizeof *pl);
+    double *free_at = calloc((size_t)workers, sizeof *free_at);
+    size_t np = 0;
+    int rc = -1;
+    if (!pl || !free_at) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < n_jobs; j++) {
+        job *jb = &jobs[j];
+        sp_run_cfg *tc = malloc(jb->n_train * sizeof *tc);
+        if (!tc) {
+            sp_err_set(err, "out of memory");
+            goto out;
+        }
+        for (size_t tr = 0; tr < jb->n_train; tr++)
+            if (sp_experiment_run_cfg(ex, jb->index[jb->start[tr]], &tc[tr], NULL, err) != 0) {
+                free(tc);
+                goto out;
+            }
+        char key[17];
+        sp_config_ensemble_key(&tc[0], key);
+        size_t q;
+        for (q = 0; q < np && (strcmp(pl[q].key, key) || pl[q].threads != jb->threads ||
+                               pl[q].n != jb->n_train);
+             q++)
+            ;
+        if (q == np) {
+            if (run_pilot(tc, jb->n_train, jb->threads, &pl[np], err) != 0) {
+                free(tc);
+                goto out;
+            }
+            memcpy(pl[np].key, key, sizeof key);
+            np++;
+        }
+        const pilot *p = &pl[q];
+        double t = p->train + (double)(tc[0].steps - p->steps) * p->rate +
+                   p->eval * (double)jb->n_train;
+        free(tc);
+        /* runs scored beyond each training's own scoring */
+        for (size_t tr = 0; tr < jb->n_train; tr++)
+            for (size_t r = jb->start[tr] + 1; r < jb->start[tr + 1]; r++) {
+                sp_run_cfg cfg;
+                if (sp_experiment_run_cfg(ex, jb->index[r], &cfg, NULL, err) != 0)
+                    goto out;
+                t += p->eval * eval_cost(&cfg) /
+                     (2.0 * (double)sp_config_latents(&cfg) * cfg.data.d *
+                      (double)cfg.eval_samples);
+            }
+        /* the runner's schedule */
+        size_t w = 0;
+        double latest = 0;
+        for (size_t k = 0; k < (size_t)workers; k++) {
+            if (free_at[k] < free_at[w])
+                w = k;
+            latest = free_at[k] > latest ? free_at[k] : latest;
+        }
+        if (jb->threads > 1) {
+            for (size_t k = 0; k < (size_t)workers; k++)
+                free_at[k] = latest + t;
+        } else {
+            free_at[w] += t;
+        }
+    }
+    *total = 0;
+    for (size_t k = 0; k < (size_t)workers; k++)
+        *total = free_at[k] > *total ? free_at[k] : *total;
+    *pilot_s = sp_now() - t0;
+    *n_pilots = np;
+    rc = 0;
+out:
+    free(free_at);
+    free(pl);
+    return rc;
+}
+
 int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
 {
     char out[1024], db[1100];
@@ -1165,6 +1343,7 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     snprintf(db, sizeof db, "%s/results.db", out);
     if (access(out, W_OK) != 0)
         return sp_err_set(err, "output folder '%s' is not writable: %s", out, strerror(errno));
+    double t_start = sp_now();
     sp_store *st = sp_store_open(db, err);
     if (!st)
         return -1;
@@ -1196,6 +1375,21 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     if (n_threaded)
         printf("%zu large trainings run alone with %d BLAS threads each\n", n_threaded, jobs_max);
     fflush(stdout);
+    double estimate = NAN;
+    if (n_jobs > 0 && o->estimate) {
+        double pilot_s = 0;
+        size_t n_pilots = 0;
+        if (estimate_sweep(ex, jobs, n_jobs, jobs_max, &estimate, &pilot_s, &n_pilots, err) !=
+            0) {
+            free_jobs(jobs, n_jobs);
+            return -1;
+        }
+        char est_s[32];
+        sp_fmt_duration(estimate + pilot_s, est_s, sizeof est_s);
+        printf("estimated total: %s (pilot runs of %zu shapes took %.1f s)\n", est_s, n_pilots,
+               pilot_s);
+        fflush(stdout);
+    }
 
     struct sigaction sa = {0}, old_int, old_term, old_hup;
     sa.sa_handler = on_signal;
@@ -1323,6 +1517,9 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     printf("%s: %zu of %zu runs finished in %s (%zu diverged, %zu failed); %zu stored in %s\n",
            ex->name, sw.done - failed, n_todo, el_s, sw.diverged, failed,
            n_stored + sw.done - failed, db);
+    if (!isnan(estimate) && !interrupted && !rc)
+        printf("took %.1f s against %.1f s estimated (%.2f x)\n", sp_now() - t_start,
+               estimate + (sw.t0 - t_start), (sp_now() - t_start) / (estimate + (sw.t0 - t_start)));
     free_jobs(jobs, n_jobs);
     if (interrupted) {
         printf("interrupted: every finished run is stored; rerun the same command to resume\n");

@@ -90,6 +90,7 @@ typedef struct {
     const char *out_dir;   /* results/<name> by default */
     int plot;              /* render figures at the end */
     int solo;              /* 1: train every training alone, never in an ensemble */
+    int estimate;          /* 1: time pilot runs first and print the estimated total */
 } sp_sweep_opts;
 
 /* The experiment's output folder (opts->out_dir or results/<name>). */

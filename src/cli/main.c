@@ -49,6 +49,8 @@ static const char *usage_run =
     "      --solo          train every model alone (by default, an L1 or k sweep\n"
     "                      at one width trains as ensembles: one data stream and\n"
     "                      one encoder GEMM for several models; same numbers)\n"
+    "      --no-estimate   skip the pilot runs that time each shape of the sweep\n"
+    "                      and print its estimated total before it starts\n"
     "      --log           plain log lines even on a terminal\n";
 
 static const char *usage_train =
@@ -186,9 +188,10 @@ static int cmd_run(int argc, char **argv, int plot_only)
         {"preset", required_argument, 0, 'p'}, {"jobs", required_argument, 0, 'j'},
         {"out", required_argument, 0, 'o'},    {"no-plot", no_argument, 0, 'P'},
         {"log", no_argument, 0, 'L'},          {"help", no_argument, 0, 'h'},
-        {"solo", no_argument, 0, 'S'},         {0, 0, 0, 0}};
+        {"solo", no_argument, 0, 'S'},         {"no-estimate", no_argument, 0, 'E'},
+        {0, 0, 0, 0}};
     const char *preset = NULL, *out = NULL;
-    int jobs = 1, plot = 1, log = 0, solo = 0, c;
+    int jobs = 1, plot = 1, log = 0, solo = 0, estimate = 1, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:j:o:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -203,6 +206,7 @@ static int cmd_run(int argc, char **argv, int plot_only)
         case 'P': plot = 0; break;
         case 'L': log = 1; break;
         case 'S': solo = 1; break;
+        case 'E': estimate = 0; break;
         case 'h': fputs(plot_only ? usage_plot : usage_run, stdout); return 0;
         default: fputs(plot_only ? usage_plot : usage_run, stderr); return 2;
         }
@@ -223,7 +227,7 @@ static int cmd_run(int argc, char **argv, int plot_only)
         rc = sp_sweep_plot(ex, out, &err);
     } else {
         sp_sweep_opts o = {.jobs = jobs, .tty = !log && isatty(STDOUT_FILENO), .out_dir = out,
-                           .plot = plot, .solo = solo};
+                           .plot = plot, .solo = solo, .estimate = estimate};
         rc = sp_sweep_run(ex, &o, &err);
     }
     if (rc == 130) {
