@@ -1203,13 +1203,12 @@ static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_
     }
     sp_run_cfg defaults;
     sp_config_defaults(&defaults);
-    double m = (double)sp_config_latents(cfg);
-    double flops = 10.0 * m * cfg->data.d * cfg->batch * (double)n;
-    /* 1/40 of the training (the pilots stay a few per cent of the sweep),
-     * at most 200 steps and about 3 s of dense steps, at least 10 */
-    long P = cfg->steps / 40 < 200 ? cfg->steps / 40 : 200;
-    long cap = (long)(3.0 / (flops / 3e10));
-    P = P < cap ? P : cap;
+    /* 1/40 of the training, at most 500 steps (the pilots stay a few per
+     * cent of the sweep), at least 10; the rate is taken over the second
+     * half, when an L1 SAE's codes have mostly become sparse (at d = 256,
+     * ratio 4, L1 at its Goldilocks value, L0 falls from 520 to 35 by step
+     * 400, then to 10 by step 2000) */
+    long P = cfg->steps / 40 < 500 ? cfg->steps / 40 : 500;
     P = P > 10 ? P : 10;
     P = P < cfg->steps ? P : cfg->steps;
     for (size_t t = 0; t < n; t++) {
