@@ -1203,12 +1203,11 @@ static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_
     }
     sp_run_cfg defaults;
     sp_config_defaults(&defaults);
-    /* 1/40 of the training, at most 500 steps (the pilots stay a few per
-     * cent of the sweep), at least 10; the rate is taken over the second
-     * half, when an L1 SAE's codes have mostly become sparse (at d = 256,
-     * ratio 4, L1 at its Goldilocks value, L0 falls from 520 to 35 by step
-     * 400, then to 10 by step 2000) */
-    long P = cfg->steps / 40 < 500 ? cfg->steps / 40 : 500;
+    /* 1/10 of the training, at most 400 steps, at least 10; the rate is
+     * taken over the second half, when an L1 SAE's codes have mostly
+     * become sparse (at d = 256, ratio 4, L1 at its Goldilocks value, L0
+     * falls from 520 to 105 by step 200, 35 by step 400, 10 by step 2000) */
+    long P = cfg->steps / 10 < 400 ? cfg->steps / 10 : 400;
     P = P > 10 ? P : 10;
     P = P < cfg->steps ? P : cfg->steps;
     for (size_t t = 0; t < n; t++) {
@@ -1245,9 +1244,22 @@ out:
     return rc;
 }
 
+/* 1 if job jb's first training has ensemble key `key`. */
+static int same_shape(const sp_experiment *ex, const job *jb, const char *key)
+{
+    sp_run_cfg cfg;
+    char k[17];
+    sp_err err;
+    if (sp_experiment_run_cfg(ex, jb->index[0], &cfg, NULL, &err) != 0)
+        return 0;
+    sp_config_ensemble_key(&cfg, k);
+    return strcmp(k, key) == 0;
+}
+
 /* Seconds the sweep's jobs should take: each distinct shape (ensemble
- * key, BLAS threads) is timed by a pilot run (its first steps and its
- * scoring; an ensemble as an ensemble of its size); a job costs the
+ * key, BLAS threads) is timed by two pilot runs, of the jobs at 1/4 and
+ * 3/4 of its list (their first steps and their scoring; an ensemble as an
+ * ensemble of its size), averaged; a job costs the
  * pilot's training plus its remaining steps at the pilot's rate over its
  * second half, and each run its scoring (times the method's factor of
  * eval_cost); the schedule of sp_sweep_run (largest first, -j workers,
@@ -1284,9 +1296,37 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
              q++)
             ;
         if (q == np) {
-            if (run_pilot(tc, jb->n_train, jb->threads, &pl[np], err) != 0) {
-                free(tc);
-                goto out;
+            /* two pilots, the jobs at 1/4 and 3/4 of this shape's list (for
+             * an L1 sweep, a low and a high coefficient: low ones stay
+             * dense longer, high ones turn sparse sooner), averaged */
+            size_t same = 0, k;
+            for (k = j; k < n_jobs; k++)
+                same += jobs[k].threads == jb->threads && jobs[k].n_train == jb->n_train &&
+                        same_shape(ex, &jobs[k], key);
+            pilot two[2];
+            size_t n_two = same > 1 ? 2 : 1;
+            for (size_t h = 0; h < n_two; h++) {
+                size_t want = n_two == 1 ? 0 : (same * (1 + 2 * h)) / 4, seen = 0;
+                for (k = j; k < n_jobs; k++)
+                    if (jobs[k].threads == jb->threads && jobs[k].n_train == jb->n_train &&
+                        same_shape(ex, &jobs[k], key) && seen++ == want)
+                        break;
+                for (size_t tr = 0; tr < jb->n_train && k < n_jobs; tr++)
+                    if (sp_experiment_run_cfg(ex, jobs[k].index[jobs[k].start[tr]], &tc[tr],
+                                              NULL, err) != 0) {
+                        free(tc);
+                        goto out;
+                    }
+                if (run_pilot(tc, jb->n_train, jb->threads, &two[h], err) != 0) {
+                    free(tc);
+                    goto out;
+                }
+            }
+            pl[np] = two[0];
+            if (n_two == 2) {
+                pl[np].train = 0.5 * (two[0].train + two[1].train);
+                pl[np].rate = 0.5 * (two[0].rate + two[1].rate);
+                pl[np].eval = 0.5 * (two[0].eval + two[1].eval);
             }
             memcpy(pl[np].key, key, sizeof key);
             np++;
@@ -1375,7 +1415,9 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
         printf("%zu large trainings run alone with %d BLAS threads each\n", n_threaded, jobs_max);
     fflush(stdout);
     double estimate = NAN;
-    if (n_jobs > 0 && o->estimate) {
+    /* pilots only for sweeps of more than a few minutes (the FLOP count at
+     * 20 GFLOP/s a worker), where they cost a few per cent */
+    if (n_jobs > 0 && o->estimate && work_total / (2e10 * jobs_max) > 300) {
         double pilot_s = 0;
         size_t n_pilots = 0;
         if (estimate_sweep(ex, jobs, n_jobs, jobs_max, &estimate, &pilot_s, &n_pilots, err) !=
