@@ -64,7 +64,7 @@ demo: deps
 
 bench: deps
 	$(MAKE) --no-print-directory $(BIN)
-	$(BIN) bench
+	$(BIN) bench --markdown BENCHMARKS.md
 
 # Address/undefined-behaviour sanitizer build of the tests, in its own folder.
 asan: deps
