@@ -42,6 +42,8 @@ $(BUILD)/obj/cli/%.o: src/cli/%.c $(wildcard include/superpose/*.h) | $(BUILD)/o
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 $(BUILD)/obj/tests/%.o: tests/%.c $(wildcard include/superpose/*.h tests/*.h) | $(BUILD)/obj/tests
 	$(CC) $(CPPFLAGS) $(CHECK_CFLAGS) $(CFLAGS) -Itests -c $< -o $@
+# check_bench.c includes src/cli/bench.c for its static helpers.
+$(BUILD)/obj/tests/check_bench.o: src/cli/bench.c
 $(BUILD)/obj/cli $(BUILD)/obj/tests:
 	mkdir -p $@
 
@@ -64,7 +66,7 @@ demo: deps
 
 bench: deps
 	$(MAKE) --no-print-directory $(BIN)
-	$(BIN) bench
+	$(BIN) bench --markdown BENCHMARKS.md
 
 # Address/undefined-behaviour sanitizer build of the tests, in its own folder.
 asan: deps

@@ -34,6 +34,7 @@ int main(int argc, char **argv)
         make_ito_suite,
         make_recovery_suite,
         make_eval_suite,
+        make_bench_suite,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -27,6 +27,7 @@ Suite *make_recovery_suite(void);
 Suite *make_eval_suite(void);
 Suite *make_metrics_suite(void);
 Suite *make_runner_suite(void);
+Suite *make_bench_suite(void);
 
 /* A fresh empty temporary folder (mkdtemp under $TMPDIR or /tmp); the
  * returned string is static per call site's buffer and must be copied. */

@@ -100,10 +100,19 @@ static const char *usage_bench =
     "usage: superpose bench [options]\n"
     "\n"
     "Measures this machine's sgemm peak (OpenBLAS, 1 and all threads) and the\n"
-    "SAE training throughput at d = 256, G = 512, batch 256, ratios 1, 4, 16,\n"
-    "single-threaded as in `run -j N`, and prints the fraction of peak.\n"
+    "SAE training throughput at d = 256, G = 512, batch 256, single-threaded as\n"
+    "in `run -j N`, with the fraction of peak and each case's peak memory (every\n"
+    "case runs in a forked child); the sparse-vs-dense step at the Goldilocks L1\n"
+    "of ratios 1-32, and the memory of one run at ratio 32.\n"
     "\n"
-    "  -s, --steps N       timed steps per case (default: 200)\n";
+    "  -s, --steps N       timed steps per case at ratio 1 (default: 200)\n"
+    "  -w, --warmup N      training steps before timing the sparse-vs-dense step\n"
+    "                      (default: per ratio, until L0 has settled)\n"
+    "  -c, --coef C        L1 coefficient of that step (default: per ratio, the\n"
+    "                      Goldilocks value)\n"
+    "  -S, --sparse        only the sparse-vs-dense tables and the memory run\n"
+    "  -m, --markdown FILE also write the results as Markdown with the machine's\n"
+    "                      description (make bench: BENCHMARKS.md)\n";
 
 static void print_options(FILE *out)
 {
