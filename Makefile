@@ -43,7 +43,7 @@ $(BUILD)/obj/cli/%.o: src/cli/%.c $(wildcard include/superpose/*.h) | $(BUILD)/o
 $(BUILD)/obj/tests/%.o: tests/%.c $(wildcard include/superpose/*.h tests/*.h) | $(BUILD)/obj/tests
 	$(CC) $(CPPFLAGS) $(CHECK_CFLAGS) $(CFLAGS) -Itests -c $< -o $@
 # check_bench.c includes src/cli/bench.c for its static helpers.
-$(BUILD)/obj/tests/check_bench.o: src/cli/bench.c
+$(BUILD)/obj/tests/check_bench.o: src/cli/bench.c src/cli/bench_ens.c src/cli/bench_ens.h
 $(BUILD)/obj/cli $(BUILD)/obj/tests:
 	mkdir -p $@
 

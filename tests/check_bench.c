@@ -4,6 +4,7 @@
  * against what sp_learner_alloc and sp_optim_alloc really allocate. No
  * timings. */
 #include "../src/cli/bench.c"
+#include "../src/cli/bench_ens.c"
 
 #include <malloc.h>
 

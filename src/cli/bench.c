@@ -39,6 +39,7 @@
 #include "superpose/runner.h"
 #include "superpose/sae.h"
 #include "superpose/solve.h"
+#include "bench_ens.h"
 
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_procs(void);
@@ -234,7 +235,7 @@ typedef struct {
     md_table table;
 } md_section;
 
-#define MAX_SECTIONS 8
+#define MAX_SECTIONS 12
 
 typedef struct {
     md_section sec[MAX_SECTIONS];
@@ -1192,9 +1193,58 @@ static int bench_rest(double peak1, long steps, double base_mib, md_doc *doc)
 
 static const char *met(int ok) { return ok ? "met" : "not met"; }
 
+/* ----------------------------------------------------------- ensemble */
+
+static int child_ens(const void *arg, double *out)
+{
+    (void)arg;
+    sp_bench_ens e;
+    if (sp_bench_ensemble(300, 60, &e) != 0)
+        return 1;
+    out[0] = e.samples, out[1] = e.flops, out[2] = e.l0;
+    out[3] = e.t_ensemble, out[4] = e.t_auto, out[5] = e.t_dense, out[6] = e.models;
+    return 0;
+}
+
+/* The 17-model L1 sweep at ratio 1 as one ensemble against the same
+ * models one after another (bench_ens.c). */
+static int bench_ensemble(double peak1, md_doc *doc, sp_bench_ens *out)
+{
+    double o[CHILD_OUT], pk;
+    if (in_child(child_ens, NULL, o, &pk))
+        return 1;
+    sp_bench_ens e = {.samples = o[0], .flops = o[1], .l0 = o[2], .t_ensemble = o[3],
+                      .t_auto = o[4], .t_dense = o[5], .models = (int)o[6]};
+    *out = e;
+    const char *what = "L1 sweep of 17 ReLU SAEs at ratio 1 (Sharkey d = 256, G = 512, k = 5, "
+                       "batch 256, coef = logspace(-2, 2, 17), coef_scale = dict, Adam, 1 thread), "
+                       "after 300 common warm-up steps; 60 steps of each model per row, "
+                       "generation included";
+    printf("\nEnsemble: %s; mean L0 %.1f\n", what, e.l0);
+    printf("%-34s %11s %9s %8s %9s %9s\n", "training", "samples/s", "GFLOP/s*", "x peak",
+           "x alone", "peak MiB");
+    md_section *sec = md_section_add(
+        doc, "Ensembles", "training|samples/s|GFLOP/s*|x peak|throughput / one after another (auto)",
+        "%s (bench_ens.c; mean L0 %.1f over the models). The rows are phases of one child "
+        "(peak %.1f MiB).",
+        what, e.l0, pk);
+    const char *label[3] = {"one ensemble", "one after another, auto",
+                            "one after another, dense"};
+    double t[3] = {e.t_ensemble, e.t_auto, e.t_dense};
+    for (int r = 0; r < 3; r++) {
+        double gf = e.flops / t[r] / 1e9;
+        printf("%-34s %11.0f %9.1f %8.2f %9.2f %9.1f\n", label[r], e.samples / t[r], gf,
+               gf / peak1, e.t_auto / t[r], pk);
+        if (sec)
+            md_row(&sec->table, "%s|%.0f|%.1f|%.2f|%.2f", label[r], e.samples / t[r], gf,
+                   gf / peak1, e.t_auto / t[r]);
+    }
+    return 0;
+}
+
 static int write_markdown(const char *path, const bench_machine *mc, int procs, double peak1,
                           double peakn, const step_result *sr, const mem_result *mr,
-                          const md_doc *doc, double seconds)
+                          const sp_bench_ens *ens, const md_doc *doc, double seconds)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -1233,9 +1283,16 @@ static int write_markdown(const char *path, const bench_machine *mc, int procs, 
                "| SAE step, ratios 8-32, Goldilocks L1 (auto, lowest) | %.2f x peak | >= 2 x "
                "peak | %s |\n"
                "| peak memory of one run at ratio 32 | %.2f x counted | <= 1.5 x counted | %s "
-               "|\n\n",
+               "|\n",
             sr->xpeak[0], met(sr->xpeak[0] >= 0.6), lo, met(lo >= 2), mr->ratio,
             met(mr->ratio <= 1.5));
+    if (ens && ens->models > 0)
+        fprintf(f, "| 17-model L1 sweep at ratio 1 as one ensemble, throughput / one after "
+                   "another (auto) | %.2f x | >= 3 x | %s |\n"
+                   "| the same, / one after another with dense GEMMs | %.2f x | | |\n",
+                ens->t_auto / ens->t_ensemble, met(ens->t_auto / ens->t_ensemble >= 3),
+                ens->t_dense / ens->t_ensemble);
+    fprintf(f, "\n");
     sp_run_cfg mcfg;
     mem_cfg(&mcfg);
     fprintf(f, "### Memory of one run at ratio 32\n\n"
@@ -1335,8 +1392,11 @@ int sp_cli_bench(int argc, char **argv)
     }
     step_result sr;
     mem_result mr;
+    sp_bench_ens ens = {0};
     int rc = bench_sparse(peak1, procs, steps, warmup, coef, &sr, doc) ||
-             bench_memory(base_mib, &mr) || (!only_sparse && bench_rest(peak1, steps, base_mib, doc));
+             bench_memory(base_mib, &mr) ||
+             (!only_sparse && (bench_ensemble(peak1, doc, &ens) ||
+                               bench_rest(peak1, steps, base_mib, doc)));
     if (rc) {
         free(doc);
         return 1;
@@ -1352,12 +1412,17 @@ int sp_cli_bench(int argc, char **argv)
     printf("  SAE step, ratios 8-32 (min):  %5.2f x peak (>= 2):   %s\n", lo, met(lo >= 2));
     printf("  peak memory, run at ratio 32: %5.2f x counted (<= 1.5): %s\n", mr.ratio,
            met(mr.ratio <= 1.5));
+    if (ens.models > 0)
+        printf("  17-model L1 ensemble, ratio 1: %4.2f x one after another (auto; >= 3): %s; "
+               "%.2f x with dense GEMMs\n",
+               ens.t_auto / ens.t_ensemble, met(ens.t_auto / ens.t_ensemble >= 3),
+               ens.t_dense / ens.t_ensemble);
     printf("\n* dense-equivalent: 10 B m d FLOPs per step (five GEMMs: encoder and decoder\n"
            "  forward, dW_d, df and dW_e backward)\n");
     double seconds = sp_now() - t_start;
     printf("bench took %.0f s\n", seconds);
     if (markdown) {
-        rc = write_markdown(markdown, &mc, procs, peak1, peakn, &sr, &mr, doc, seconds);
+        rc = write_markdown(markdown, &mc, procs, peak1, peakn, &sr, &mr, &ens, doc, seconds);
         if (!rc)
             printf("wrote %s\n", markdown);
     }
