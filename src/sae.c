@@ -908,6 +908,27 @@ static void fam_decode(sp_learner *L, const gsl_matrix_float *f, gsl_matrix_floa
 }
 
 
+/* The unit-norm projection of the decoder gradient. After a sparse step
+ * only the rows written this step (dirty) can be nonzero, and projecting
+ * a zero row leaves it zero, so only those are projected (the same
+ * numbers; at ratio 32 this was 7% of the step). */
+static void fam_pre_step(sp_learner *L)
+{
+    fam_sae *s = (fam_sae *)L;
+    if (!L->unit_norm)
+        return;
+    if (s->last_sparse != 1 || L->orth > 0) {
+        sp_rows_project(L->decoder, L->decoder_grad);
+        return;
+    }
+    for (size_t i = 0; i < L->m; i++)
+        if (s->dirty[i]) {
+            gsl_matrix_float_const_view w = gsl_matrix_float_const_submatrix(s->wd, i, 0, 1, L->d);
+            gsl_matrix_float_view g = gsl_matrix_float_submatrix(s->gwd, i, 0, 1, L->d);
+            sp_rows_project(&w.matrix, &g.matrix);
+        }
+}
+
 static void fam_post_step(sp_learner *L)
 {
     fam_sae *s = (fam_sae *)L;
@@ -1066,7 +1087,7 @@ static const sp_learner_ops fam_ops = {
     .loss_and_grad = fam_loss_and_grad,
     .encode = fam_encode,
     .decode = fam_decode,
-    .pre_step = sp_learner_unit_pre_step,
+    .pre_step = fam_pre_step,
     .post_step = fam_post_step,
     .reinit = fam_reinit,
     .free = fam_free,
