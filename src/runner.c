@@ -1,16 +1,21 @@
 /* runner.c: one run end to end, and sweeps of runs in worker processes.
  *
- * A sweep forks one worker process per run (at most -j at a time), each
- * with single-threaded BLAS. A worker trains, writes its artifacts (temp
- * name + rename), then its row in the store in one transaction, and exits;
- * it reports progress to the parent through a pipe. Killing the sweep at
- * any moment loses only the runs in flight: a rerun skips every run whose
- * key is in the store. Runs are started largest first so that the workers
- * finish together. A run whose GEMMs are large (B m d >= SP_THREADED_GEMM)
- * gains more from BLAS threads than from sharing the cores with other runs:
- * it runs alone, with -j BLAS threads; smaller runs run -j at a time, one
+ * A sweep forks one worker process per job (at most -j at a time), each
+ * with single-threaded BLAS. A job is one training, scored as every run
+ * that differs from it only in [solve], or an ensemble of small trainings
+ * that share a data stream and a shape (ensemble.h; SP_ENSEMBLE_MAX_MD).
+ * A worker trains, writes its artifacts (temp name + rename), then each
+ * run's row in the store in one transaction, and exits; it reports
+ * progress to the parent through a pipe. Killing the sweep at any moment
+ * loses only the runs in flight: a rerun skips every run whose key is in
+ * the store. Jobs are started largest first so that the workers finish
+ * together. A run whose GEMMs are large (B m d >= SP_THREADED_GEMM) gains
+ * more from BLAS threads than from sharing the cores with other runs: it
+ * runs alone, with -j BLAS threads; smaller jobs run -j at a time, one
  * thread each. The choice depends only on the run and -j, never on what
- * else is running, so a run's numbers do not depend on the schedule. */
+ * else is running, so a run's numbers do not depend on the schedule.
+ * Before a long sweep, pilot runs time each job shape and the schedule is
+ * simulated to print an estimated total (estimate_sweep). */
 #include "superpose/runner.h"
 
 #include <errno.h>
