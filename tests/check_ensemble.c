@@ -26,14 +26,6 @@ static void small(sp_run_cfg *c)
     c->solve.fit_samples = 256;
 }
 
-static void set(sp_run_cfg *c, const char *name, const char *value)
-{
-    sp_err e;
-    const sp_opt *o = sp_config_lookup(name, &e);
-    ck_assert_msg(o != NULL, "%s", e.msg);
-    ck_assert_msg(sp_config_set(c, o, value, &e) == 0, "%s", e.msg);
-}
-
 /* Trains cfg[0..n) as one ensemble (one run each) and each alone; every
  * metric but wall_s must agree within tol (relative, or absolute below
  * 1e-3), and the curves too. Returns the largest difference seen.
@@ -97,12 +89,12 @@ START_TEST(test_l1_ensemble_equals_alone)
     const char *coef[] = {"0.1", "0.5", "2", "8"};
     for (int t = 0; t < 4; t++) {
         small(&cfg[t]);
-        set(&cfg[t], "train.coef", coef[t]);
-        set(&cfg[t], "metrics.curve_every", "100");
-        set(&cfg[t], "train.resample_every", "150");
-        set(&cfg[t], "train.resample_samples", "256");
+        sp_test_set(&cfg[t], "train.coef", coef[t]);
+        sp_test_set(&cfg[t], "metrics.curve_every", "100");
+        sp_test_set(&cfg[t], "train.resample_every", "150");
+        sp_test_set(&cfg[t], "train.resample_samples", "256");
     }
-    set(&cfg[2], "solve.method", "omp");
+    sp_test_set(&cfg[2], "solve.method", "omp");
     report("L1 sweep", compare_alone(cfg, 4, 1e-4));
 }
 END_TEST
@@ -115,16 +107,16 @@ START_TEST(test_topk_and_jumprelu_ensembles)
     const char *k[] = {"2", "4", "8"};
     for (int t = 0; t < 3; t++) {
         small(&cfg[t]);
-        set(&cfg[t], "model.arch", "topk");
-        set(&cfg[t], "train.penalty", "none");
-        set(&cfg[t], "model.k", k[t]);
+        sp_test_set(&cfg[t], "model.arch", "topk");
+        sp_test_set(&cfg[t], "train.penalty", "none");
+        sp_test_set(&cfg[t], "model.k", k[t]);
     }
     report("TopK k sweep", compare_alone(cfg, 3, 1e-4));
     for (int t = 0; t < 2; t++) {
         small(&cfg[t]);
-        set(&cfg[t], "model.arch", "jumprelu");
-        set(&cfg[t], "train.penalty", "l0");
-        set(&cfg[t], "train.lr", t ? "0.003" : "0.001");
+        sp_test_set(&cfg[t], "model.arch", "jumprelu");
+        sp_test_set(&cfg[t], "train.penalty", "l0");
+        sp_test_set(&cfg[t], "train.lr", t ? "0.003" : "0.001");
     }
     report("JumpReLU lr pair", compare_alone(cfg, 2, 1e-4));
 }
@@ -139,8 +131,8 @@ START_TEST(test_pre_bias_within_tolerance)
     const char *coef[] = {"0.2", "1", "4"};
     for (int t = 0; t < 3; t++) {
         small(&cfg[t]);
-        set(&cfg[t], "model.pre_bias", "true");
-        set(&cfg[t], "train.coef", coef[t]);
+        sp_test_set(&cfg[t], "model.pre_bias", "true");
+        sp_test_set(&cfg[t], "train.coef", coef[t]);
     }
     report("with a pre-encoder bias", compare_alone(cfg, 3, 1e-4));
 }
@@ -153,9 +145,9 @@ START_TEST(test_diverged_member)
     sp_run_cfg cfg[3];
     for (int t = 0; t < 3; t++) {
         small(&cfg[t]);
-        set(&cfg[t], "train.coef", t == 2 ? "3" : "0.3");
+        sp_test_set(&cfg[t], "train.coef", t == 2 ? "3" : "0.3");
     }
-    set(&cfg[1], "train.lr", "1e30");
+    sp_test_set(&cfg[1], "train.lr", "1e30");
     sp_run_result one;
     sp_err e;
     ck_assert_msg(sp_run_train(&cfg[1], NULL, NULL, NULL, &one, &e) == 0, "%s", e.msg);
@@ -172,7 +164,7 @@ START_TEST(test_refused)
     sp_run_cfg a, b;
     small(&a);
     small(&b);
-    set(&b, "model.ratio", "2");
+    sp_test_set(&b, "model.ratio", "2");
     const sp_run_cfg *ptr[2] = {&a, &b};
     size_t start[3] = {0, 1, 2};
     sp_run_result res[2];
@@ -180,14 +172,14 @@ START_TEST(test_refused)
     ck_assert_int_eq(sp_run_train_ensemble(ptr, start, 2, NULL, NULL, NULL, res, &e), -1);
     ck_assert_msg(strstr(e.msg, "share their data stream"), "%s", e.msg);
     small(&b);
-    set(&b, "train.seed", "7");
+    sp_test_set(&b, "train.seed", "7");
     ck_assert_int_eq(sp_run_train_ensemble(ptr, start, 2, NULL, NULL, NULL, res, &e), -1);
     ck_assert(!sp_config_ensemble_ok(&(sp_run_cfg){0}) || 1);
     small(&b);
-    set(&b, "model.tied", "true");
+    sp_test_set(&b, "model.tied", "true");
     ck_assert_int_eq(sp_config_ensemble_ok(&b), 0);
     small(&b);
-    set(&b, "data.dataset", "4096");
+    sp_test_set(&b, "data.dataset", "4096");
     ck_assert_int_eq(sp_config_ensemble_ok(&b), 0);
     small(&b);
     ck_assert_int_eq(sp_config_ensemble_ok(&b), 1);
@@ -205,17 +197,6 @@ START_TEST(test_refused)
     gsl_rng_free(r);
 }
 END_TEST
-
-static int count_lines_with(const char *cmd, const char *what)
-{
-    FILE *p = popen(cmd, "r");
-    char line[2048];
-    int n = 0;
-    while (fgets(line, sizeof line, p))
-        n += strstr(line, what) != NULL;
-    pclose(p);
-    return n;
-}
 
 /* A sweep of 2 widths x 3 L1 values x 2 solve methods forms 2 ensembles
  * of 3 trainings by itself; every run is stored with its artifacts, with
@@ -238,7 +219,7 @@ START_TEST(test_sweep_forms_ensembles)
         /* one worker: no ensemble is split to balance the workers */
         snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log %s 2>&1",
                  SP_SOURCE_DIR "/build/superpose", ini, out[solo], solo ? "-j 2 --solo" : "-j 1");
-        ck_assert_int_eq(count_lines_with(cmd, "6 trainings in 2 ensembles"), (solo ? 0 : 1));
+        ck_assert_int_eq(sp_test_count_lines(cmd, "6 trainings in 2 ensembles", NULL, 0), (solo ? 0 : 1));
     }
     sp_err e;
     sp_run_list runs[2];
@@ -276,7 +257,7 @@ START_TEST(test_sweep_forms_ensembles)
     sp_run_list_free(&runs[1]);
     snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1",
              SP_SOURCE_DIR "/build/superpose", ini, out[0]);
-    ck_assert_int_eq(count_lines_with(cmd, "12 runs, 12 already stored, 0 to run"), 1);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "12 runs, 12 already stored, 0 to run", NULL, 0), 1);
 }
 END_TEST
 

@@ -42,14 +42,6 @@ static void small(sp_run_cfg *c)
     c->solve.fit_samples = 1024;
 }
 
-static void set(sp_run_cfg *c, const char *name, const char *value)
-{
-    sp_err e;
-    const sp_opt *o = sp_config_lookup(name, &e);
-    ck_assert_msg(o != NULL, "%s", e.msg);
-    ck_assert_msg(sp_config_set(c, o, value, &e) == 0, "%s", e.msg);
-}
-
 /* One training scored eight ways in one pass gives, for each way, exactly
  * the numbers of a run scored that way alone (same seeds: bit for bit).
  * Then what follows from the definitions, independently of the solvers:
@@ -70,11 +62,11 @@ START_TEST(test_multi_equals_single_and_orders)
     const sp_run_cfg *ptr[NM + 2];
     for (int i = 0; i < NM + 2; i++) {
         small(&cfgs[i]);
-        set(&cfgs[i], "solve.method", i < NM ? meth[i] : i == NM ? "fista" : "gp");
+        sp_test_set(&cfgs[i], "solve.method", i < NM ? meth[i] : i == NM ? "fista" : "gp");
         ptr[i] = &cfgs[i];
     }
-    set(&cfgs[NM], "solve.match", "coef");
-    set(&cfgs[NM + 1], "solve.threshold", "1e9");
+    sp_test_set(&cfgs[NM], "solve.match", "coef");
+    sp_test_set(&cfgs[NM + 1], "solve.threshold", "1e9");
     sp_run_result res[NM + 2], one;
     sp_err e;
     ck_assert_msg(sp_run_train_multi(ptr, NM + 2, NULL, NULL, NULL, res, &e) == 0, "%s", e.msg);
@@ -132,69 +124,51 @@ START_TEST(test_solve_checks)
     sp_run_cfg c;
     sp_err e;
     small(&c);
-    set(&c, "solve.method", "gp");
-    set(&c, "solve.match", "fixed");
-    set(&c, "solve.l0", "100"); /* m = 48 */
+    sp_test_set(&c, "solve.method", "gp");
+    sp_test_set(&c, "solve.match", "fixed");
+    sp_test_set(&c, "solve.l0", "100"); /* m = 48 */
     ck_assert_int_eq(sp_config_check(&c, &e), -1);
     ck_assert_msg(strstr(e.msg, "solve.l0 = 100") && strstr(e.msg, "48"), "%s", e.msg);
     small(&c);
-    set(&c, "solve.match", "coef");
-    set(&c, "solve.method", "omp");
+    sp_test_set(&c, "solve.match", "coef");
+    sp_test_set(&c, "solve.method", "omp");
     ck_assert_int_eq(sp_config_check(&c, &e), -1);
     ck_assert_msg(strstr(e.msg, "ista or fista"), "%s", e.msg);
     small(&c);
-    set(&c, "solve.match", "coef");
-    set(&c, "solve.method", "fista");
-    set(&c, "model.arch", "topk");
-    set(&c, "train.penalty", "none");
+    sp_test_set(&c, "solve.match", "coef");
+    sp_test_set(&c, "solve.method", "fista");
+    sp_test_set(&c, "model.arch", "topk");
+    sp_test_set(&c, "train.penalty", "none");
     ck_assert_int_eq(sp_config_check(&c, &e), -1);
     ck_assert_msg(strstr(e.msg, "train.penalty = l1"), "%s", e.msg);
     const sp_opt *o = sp_config_lookup("solve.method", &e);
     ck_assert_int_eq(sp_config_set(&c, o, "lasso", &e), -1);
     ck_assert_msg(strstr(e.msg, "encoder") && strstr(e.msg, "fista"), "%s", e.msg);
     small(&c);
-    set(&c, "train.learner", "none");
-    set(&c, "solve.threshold", "0.1");
+    sp_test_set(&c, "train.learner", "none");
+    sp_test_set(&c, "solve.threshold", "0.1");
     ck_assert_int_eq(sp_config_check(&c, &e), -1);
     small(&c);
-    set(&c, "model.arch", "pca");
-    set(&c, "train.penalty", "none");
-    set(&c, "train.resample_every", "100");
+    sp_test_set(&c, "model.arch", "pca");
+    sp_test_set(&c, "train.penalty", "none");
+    sp_test_set(&c, "train.resample_every", "100");
     ck_assert_int_eq(sp_config_check(&c, &e), -1);
     ck_assert_msg(strstr(e.msg, "pca has no latents to resample"), "%s", e.msg);
     /* the training key ignores [solve], the run key does not */
     sp_run_cfg a, b;
     small(&a);
     small(&b);
-    set(&b, "solve.method", "omp");
-    set(&b, "solve.threshold", "0.2");
+    sp_test_set(&b, "solve.method", "omp");
+    sp_test_set(&b, "solve.threshold", "0.2");
     char ka[17], kb[17];
     sp_config_key(&a, ka);
     sp_config_key(&b, kb);
     ck_assert_str_ne(ka, kb);
     ck_assert(sp_config_same_training(&a, &b));
-    set(&b, "train.coef", "0.5");
+    sp_test_set(&b, "train.coef", "0.5");
     ck_assert(!sp_config_same_training(&a, &b));
 }
 END_TEST
-
-static int count_lines_with(const char *cmd, const char *what, char *first, size_t len)
-{
-    FILE *p = popen(cmd, "r");
-    char line[2048];
-    int n = 0;
-    if (first)
-        first[0] = '\0';
-    while (fgets(line, sizeof line, p)) {
-        if (strstr(line, what)) {
-            if (!n && first)
-                snprintf(first, len, "%s", line);
-            n++;
-        }
-    }
-    pclose(p);
-    return n;
-}
 
 /* A sweep over solve.method and solve.threshold trains once per training
  * key: 2 coefficients x 3 methods x 2 thresholds = 12 runs from 2
@@ -217,7 +191,7 @@ START_TEST(test_sweep_groups_trainings)
     fclose(f);
     snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1",
              SP_SOURCE_DIR "/build/superpose", ini, out);
-    ck_assert_int_eq(count_lines_with(cmd, "(2 trainings, each scored several ways)", line,
+    ck_assert_int_eq(sp_test_count_lines(cmd, "(2 trainings, each scored several ways)", line,
                                       sizeof line), 1);
     char db[600];
     snprintf(db, sizeof db, "%s/results.db", out);
@@ -247,7 +221,7 @@ START_TEST(test_sweep_groups_trainings)
     fclose(f);
     ck_assert_int_eq(points, 6);
     /* nothing left to do on a rerun */
-    ck_assert_int_eq(count_lines_with(cmd, "12 runs, 12 already stored, 0 to run", NULL, 0), 1);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "12 runs, 12 already stored, 0 to run", NULL, 0), 1);
 }
 END_TEST
 
@@ -305,7 +279,7 @@ START_TEST(test_encode_cli)
     const char *bin = SP_SOURCE_DIR "/build/superpose";
     snprintf(cmd, sizeof cmd, "'%s' encode --dict '%s' --data '%s' --solver omp --l0 2 -o '%s' 2>&1",
              bin, D, X, Z);
-    ck_assert_int_eq(count_lines_with(cmd, "wrote", line, sizeof line), 1);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "wrote", line, sizeof line), 1);
     ck_assert_msg(strstr(line, "3 x 8 codes") && strstr(line, "mean L0 1.667"), "%s", line);
     float *z;
     size_t r, c;
@@ -449,7 +423,7 @@ START_TEST(test_absorption_toy_runs)
     }
     snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1",
              SP_SOURCE_DIR "/build/superpose", ini, out);
-    ck_assert_int_eq(count_lines_with(cmd, "figure ", NULL, 0), 2);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "figure ", NULL, 0), 2);
     char db[600];
     snprintf(db, sizeof db, "%s/results.db", out);
     sp_store *st = sp_store_open(db, &e);
@@ -520,7 +494,7 @@ START_TEST(test_results_csv_quotes)
     sp_run_cfg a, b;
     small(&a);
     small(&b);
-    set(&b, "model.prefixes", "8, 16");
+    sp_test_set(&b, "model.prefixes", "8, 16");
     sp_run_result res;
     memset(&res, 0, sizeof res);
     for (size_t i = 0; i < SP_MAX_METRICS; i++)
@@ -529,7 +503,7 @@ START_TEST(test_results_csv_quotes)
     ck_assert_int_eq(sp_run_store(db, "x", &a, &res, &e), 0);
     ck_assert_int_eq(sp_run_store(db, "x", &b, &res, &e), 0);
     snprintf(cmd, sizeof cmd, "'%s' results '%s' --csv", SP_SOURCE_DIR "/build/superpose", db);
-    ck_assert_int_eq(count_lines_with(cmd, "\"8, 16\"", line, sizeof line), 1);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "\"8, 16\"", line, sizeof line), 1);
 }
 END_TEST
 
@@ -548,11 +522,11 @@ START_TEST(test_large_runs_threaded)
                     "[metrics]\neval_samples = 256\n[sweep]\nmodel.ratio = 0.5, 8\n");
     snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1",
              SP_SOURCE_DIR "/build/superpose", ini, out2);
-    ck_assert_int_eq(count_lines_with(cmd, "1 large trainings run alone with 2 BLAS threads",
+    ck_assert_int_eq(sp_test_count_lines(cmd, "1 large trainings run alone with 2 BLAS threads",
                                       line, sizeof line), 1);
     snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 1 2>&1",
              SP_SOURCE_DIR "/build/superpose", ini, out1);
-    ck_assert_int_eq(count_lines_with(cmd, "large trainings", NULL, 0), 0);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "large trainings", NULL, 0), 0);
     sp_run_list a = {0}, b = {0};
     sp_err e;
     char db[600];

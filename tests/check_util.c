@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "helpers.h"
+#include "superpose/config.h"
 #include "superpose/util.h"
 
 const char *sp_test_tmpdir(char *buf, size_t len)
@@ -12,6 +13,33 @@ const char *sp_test_tmpdir(char *buf, size_t len)
     const char *t = getenv("TMPDIR");
     snprintf(buf, len, "%s/sp_test_XXXXXX", t && *t ? t : "/tmp");
     return mkdtemp(buf);
+}
+
+void sp_test_set(sp_run_cfg *c, const char *name, const char *value)
+{
+    sp_err e;
+    const sp_opt *o = sp_config_lookup(name, &e);
+    ck_assert_msg(o != NULL, "%s", e.msg);
+    ck_assert_msg(sp_config_set(c, o, value, &e) == 0, "%s", e.msg);
+}
+
+int sp_test_count_lines(const char *cmd, const char *what, char *first, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    char line[2048];
+    int n = 0;
+    if (first)
+        first[0] = '\0';
+    while (p && fgets(line, sizeof line, p)) {
+        if (strstr(line, what)) {
+            if (!n && first)
+                snprintf(first, len, "%s", line);
+            n++;
+        }
+    }
+    if (p)
+        pclose(p);
+    return n;
 }
 
 START_TEST(test_fnv1a_known)

@@ -33,4 +33,12 @@ Suite *make_bench_suite(void);
  * returned string is static per call site's buffer and must be copied. */
 const char *sp_test_tmpdir(char *buf, size_t len);
 
+/* Sets option `name` (section.key or a unique bare key) of a run's
+ * configuration to value; fails the test on an unknown key or bad value. */
+#include "superpose/config.h"
+void sp_test_set(sp_run_cfg *c, const char *name, const char *value);
+/* Runs cmd through the shell and counts its output lines containing
+ * `what`; the first such line goes to first (if not NULL). */
+int sp_test_count_lines(const char *cmd, const char *what, char *first, size_t len);
+
 #endif
