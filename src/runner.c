@@ -1249,13 +1249,17 @@ out:
     return rc;
 }
 
-/* 1 if job jb's first training has ensemble key `key`. */
-static int same_shape(const sp_experiment *ex, const job *jb, const char *key)
+/* 1 if job `other` has the shape of job jb, whose ensemble key is `key`:
+ * the same BLAS threads, ensemble size and ensemble key (it gets the same
+ * pilot). */
+static int same_shape(const sp_experiment *ex, const job *other, const job *jb, const char *key)
 {
+    if (other->threads != jb->threads || other->n_train != jb->n_train)
+        return 0;
     sp_run_cfg cfg;
     char k[17];
     sp_err err;
-    if (sp_experiment_run_cfg(ex, jb->index[0], &cfg, NULL, &err) != 0)
+    if (sp_experiment_run_cfg(ex, other->index[0], &cfg, NULL, &err) != 0)
         return 0;
     sp_config_ensemble_key(&cfg, k);
     return strcmp(k, key) == 0;
@@ -1306,15 +1310,13 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
              * dense longer, high ones turn sparse sooner), averaged */
             size_t same = 0, k;
             for (k = j; k < n_jobs; k++)
-                same += jobs[k].threads == jb->threads && jobs[k].n_train == jb->n_train &&
-                        same_shape(ex, &jobs[k], key);
+                same += same_shape(ex, &jobs[k], jb, key);
             pilot two[2];
             size_t n_two = same > 1 ? 2 : 1;
             for (size_t h = 0; h < n_two; h++) {
                 size_t want = n_two == 1 ? 0 : (same * (1 + 2 * h)) / 4, seen = 0;
                 for (k = j; k < n_jobs; k++)
-                    if (jobs[k].threads == jb->threads && jobs[k].n_train == jb->n_train &&
-                        same_shape(ex, &jobs[k], key) && seen++ == want)
+                    if (same_shape(ex, &jobs[k], jb, key) && seen++ == want)
                         break;
                 for (size_t tr = 0; tr < jb->n_train && k < n_jobs; tr++)
                     if (sp_experiment_run_cfg(ex, jobs[k].index[jobs[k].start[tr]], &tc[tr],
