@@ -2,6 +2,7 @@
  * training step (with the decoder orthogonality regulariser), the
  * unit-norm helpers and the base-struct bookkeeping. */
 #include "superpose/sae.h"
+#include "superpose/util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -89,9 +90,7 @@ void sp_rows_normalise(gsl_matrix_float *a)
 {
     for (size_t i = 0; i < a->size1; i++) {
         float *w = gsl_matrix_float_ptr(a, i, 0);
-        double n2 = 0;
-        for (size_t j = 0; j < a->size2; j++)
-            n2 += (double)w[j] * w[j];
+        double n2 = sp_sumsq(w, a->size2);
         if (n2 > 0) {
             float inv = (float)(1.0 / sqrt(n2));
             for (size_t j = 0; j < a->size2; j++)

@@ -40,9 +40,18 @@
  * u = (t - t0) / (T - t0): 1 - u (linear) or (1 + cos(pi u)) / 2 (cosine);
  * T = total_steps. The same multiplier applies to lr and muon_lr.
  *
- * Clipping: n = ||(g_1, ..., g_P)||_2 over every parameter (in double); if
- * clip > 0 and n > clip, every g is scaled in place by clip / n. */
+ * Clipping: n = ||(g_1, ..., g_P)||_2 over every parameter (in double,
+ * summed row by row with eight partial sums per row); if clip > 0 and
+ * n > clip, every g is scaled in place by clip / n.
+ *
+ * Row masks (sp_rowmask, optim.h): a learner can promise that some rows of
+ * a gradient are zero this step (a sparse SAE step writes the rows of its
+ * active latents only, a few percent at large width). Adam then updates
+ * those rows from the moments alone (g = 0 in the formulas above, the same
+ * bits) and the norm skips them (exact zeros), so neither reads them: at
+ * m = 16384 the norm pass alone had cost as much as the Adam pass. */
 #include "superpose/optim.h"
+#include "superpose/util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -163,6 +172,13 @@ sp_optim *sp_optim_alloc(const sp_optim_cfg *cfg, const sp_param *params, size_t
     }
     if (n_params)
         memcpy(o->params, params, n_params * sizeof *params);
+    /* the row loops below need the shape to cover the tensor */
+    for (size_t p = 0; p < n_params; p++)
+        if (o->params[p].rows * o->params[p].cols != o->params[p].n) {
+            o->params[p].rows = 1;
+            o->params[p].cols = o->params[p].n;
+            o->params[p].live = NULL;
+        }
 
     size_t total = 0, max_n = 0, max_ws = 0;
     for (size_t p = 0; p < n_params; p++) {
@@ -245,23 +261,74 @@ double sp_optim_lr(const sp_optim *o)
     return o->cfg.lr * schedule(&o->cfg, o->decay, o->t, o->total_steps);
 }
 
-/* One Adam step of w (n) at scheduled lr `lr`, step count t >= 1. */
-static void adam_update(const sp_optim_cfg *c, const sp_param *pr, float *restrict m,
-                        float *restrict v, double lr, long t)
+/* Is row r of pr possibly nonzero this step (its row mask, optim.h)? */
+static int row_live(const sp_param *pr, size_t r)
 {
-    const float b1 = (float)c->beta1, b2 = (float)c->beta2;
-    const double bc1 = 1.0 - pow(c->beta1, (double)t);
-    const double bc2 = 1.0 - pow(c->beta2, (double)t);
-    const float lr_t = (float)(lr * sqrt(bc2) / bc1);
-    const float eps_t = (float)(c->eps * sqrt(bc2));
-    const float wd = pr->decay ? (float)(lr * c->weight_decay) : 0.0f;
-    float *restrict w = pr->w;
-    const float *restrict g = pr->g;
-    for (size_t i = 0; i < pr->n; i++) {
+    return !pr->live || !pr->live->valid || pr->live->rows[r];
+}
+
+/* Sum over the rows of pr of each row's sumsq; rows the mask rules out
+ * are zero and would add exact zeros, so they are skipped. */
+static double param_sumsq(const sp_param *pr)
+{
+    double ss = 0;
+    for (size_t r = 0; r < pr->rows; r++)
+        if (row_live(pr, r))
+            ss += sp_sumsq(pr->g + r * pr->cols, pr->cols);
+    return ss;
+}
+
+typedef struct {
+    float b1, b2, lr_t, eps_t, wd;
+} adam_k;
+
+/* Adam on n entries with their gradient. */
+static void adam_grad(const adam_k *k, float *restrict w, const float *restrict g,
+                      float *restrict m, float *restrict v, size_t n)
+{
+    const float b1 = k->b1, b2 = k->b2, lr_t = k->lr_t, eps_t = k->eps_t, wd = k->wd;
+    for (size_t i = 0; i < n; i++) {
         const float gi = g[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         w[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t) + wd * w[i];
+    }
+}
+
+/* The same with g = 0: (1 - b1) 0 and (1 - b2) 0 0 are +0, and x + 0 = x
+ * for every x but -0 (whose sign never reaches w), so these are the bits
+ * adam_grad would give, without reading g. */
+static void adam_nograd(const adam_k *k, float *restrict w, float *restrict m,
+                        float *restrict v, size_t n)
+{
+    const float b1 = k->b1, b2 = k->b2, lr_t = k->lr_t, eps_t = k->eps_t, wd = k->wd;
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i];
+        v[i] = b2 * v[i];
+        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t) + wd * w[i];
+    }
+}
+
+/* One Adam step of w (n) at scheduled lr `lr`, step count t >= 1. If ss is
+ * not NULL, adds the gradient's param_sumsq to it (read in the same pass). */
+static void adam_update(const sp_optim_cfg *c, const sp_param *pr, float *restrict m,
+                        float *restrict v, double lr, long t, double *ss)
+{
+    const double bc1 = 1.0 - pow(c->beta1, (double)t);
+    const double bc2 = 1.0 - pow(c->beta2, (double)t);
+    const adam_k k = {(float)c->beta1, (float)c->beta2, (float)(lr * sqrt(bc2) / bc1),
+                      (float)(c->eps * sqrt(bc2)),
+                      pr->decay ? (float)(lr * c->weight_decay) : 0.0f};
+    const size_t cols = pr->cols;
+    for (size_t r = 0; r < pr->rows; r++) {
+        const size_t o = r * cols;
+        if (!row_live(pr, r)) {
+            adam_nograd(&k, pr->w + o, m + o, v + o, cols);
+            continue;
+        }
+        if (ss)
+            *ss += sp_sumsq(pr->g + o, cols);
+        adam_grad(&k, pr->w + o, pr->g + o, m + o, v + o, cols);
     }
 }
 
@@ -304,20 +371,24 @@ static void muon_update(sp_optim *o, const sp_param *pr, float *restrict m, doub
 
 double sp_optim_step(sp_optim *o)
 {
+    /* The norm is read in Adam's own pass unless clipping needs it first. */
+    const int fused = o->kind == OPT_ADAM && !(o->cfg.clip > 0);
     double ss = 0;
-    for (size_t p = 0; p < o->n_params; p++) {
-        const float *g = o->params[p].g;
-        for (size_t i = 0; i < o->params[p].n; i++)
-            ss += (double)g[i] * g[i];
-    }
-    const double norm = sqrt(ss);
+    if (!fused)
+        for (size_t p = 0; p < o->n_params; p++)
+            ss += param_sumsq(&o->params[p]);
+    const double norm0 = sqrt(ss);
     /* A non-finite norm is left for the caller to detect from the return value. */
-    if (o->cfg.clip > 0 && isfinite(norm) && norm > o->cfg.clip) {
-        const float s = (float)(o->cfg.clip / norm);
+    if (o->cfg.clip > 0 && isfinite(norm0) && norm0 > o->cfg.clip) {
+        const float sc = (float)(o->cfg.clip / norm0);
         for (size_t p = 0; p < o->n_params; p++) {
-            float *g = o->params[p].g;
-            for (size_t i = 0; i < o->params[p].n; i++)
-                g[i] *= s;
+            const sp_param *pr = &o->params[p];
+            for (size_t r = 0; r < pr->rows; r++)
+                if (row_live(pr, r)) {
+                    float *g = pr->g + r * pr->cols;
+                    for (size_t i = 0; i < pr->cols; i++)
+                        g[i] *= sc;
+                }
         }
     }
 
@@ -331,9 +402,9 @@ double sp_optim_step(sp_optim *o)
         else if (s->ortho)
             muon_update(o, pr, s->m, f * o->cfg.muon_lr);
         else
-            adam_update(&o->cfg, pr, s->m, s->v, f * o->cfg.lr, o->t);
+            adam_update(&o->cfg, pr, s->m, s->v, f * o->cfg.lr, o->t, fused ? &ss : NULL);
     }
-    return norm;
+    return fused ? sqrt(ss) : norm0;
 }
 
 void sp_optim_reset(sp_optim *o, size_t p, size_t start, size_t len)

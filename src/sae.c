@@ -102,6 +102,7 @@ typedef struct {
     float *aux_dp;                /* (B k_aux) AuxK's dp at its entries (sparse steps) */
     unsigned char *dirty;         /* (m) rows of gW_d, gW_e written since they were zeroed */
     int all_dirty;
+    sp_rowmask mask_e, mask_d;    /* dirty, for the optimizer, after a sparse step (optim.h) */
     /* ensembles (ensemble.c): W_e lives in the ensemble's storage, and the
      * product u W_e^T of the next step is given (ext, B x m) */
     const gsl_matrix_float *ext;
@@ -336,37 +337,92 @@ static const gsl_matrix_float *encoder_input(fam_sae *s, const gsl_matrix_float 
     return &s->hav.matrix;
 }
 
+/* The bias added to the product: b_e, or in an ensemble with a pre-encoder
+ * bias, b_e - W_e b_d (see preact). */
+static const float *enc_bias(fam_sae *s)
+{
+    if (!s->ext || !s->bd)
+        return s->be;
+    for (size_t i = 0; i < s->base.m; i++) {
+        const float *w = gsl_matrix_float_const_ptr(s->we, i, 0);
+        float acc = 0;
+        for (size_t t = 0; t < s->base.d; t++)
+            acc += w[t] * s->bd[t];
+        s->ext_c[i] = s->be[i] - acc;
+    }
+    return s->ext_c;
+}
+
+/* The product u W_e^T into P, or the ensemble's (s->ext), which then
+ * holds it (x W_e^T). */
+static const gsl_matrix_float *enc_product(fam_sae *s, const gsl_matrix_float *u,
+                                           gsl_matrix_float *P)
+{
+    if (s->ext)
+        return s->ext;
+    gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, u, enc_w(s), 0.0f, P);
+    return P;
+}
+
 /* P = u W_e^T + b_e. In an ensemble, x W_e^T is given (s->ext), and
  * (x - b_d) W_e^T + b_e = x W_e^T + (b_e - W_e b_d). */
 static void preact(fam_sae *s, const gsl_matrix_float *u, gsl_matrix_float *P)
 {
     size_t B = P->size1, m = s->base.m;
-    if (s->ext) {
-        const float *c = s->be;
-        if (s->bd) {
-            for (size_t i = 0; i < m; i++) {
-                const float *w = gsl_matrix_float_const_ptr(s->we, i, 0);
-                float acc = 0;
-                for (size_t t = 0; t < s->base.d; t++)
-                    acc += w[t] * s->bd[t];
-                s->ext_c[i] = s->be[i] - acc;
-            }
-            c = s->ext_c;
-        }
-        for (size_t b = 0; b < B; b++) {
-            const float *er = gsl_matrix_float_const_ptr(s->ext, b, 0);
-            float *pr = gsl_matrix_float_ptr(P, b, 0);
-            for (size_t i = 0; i < m; i++)
-                pr[i] = er[i] + c[i];
-        }
-        return;
-    }
-    gsl_blas_sgemm(CblasNoTrans, CblasTrans, 1.0f, u, enc_w(s), 0.0f, P);
+    const gsl_matrix_float *prod = enc_product(s, u, P);
+    const float *c = enc_bias(s);
     for (size_t b = 0; b < B; b++) {
+        const float *er = gsl_matrix_float_const_ptr(prod, b, 0);
         float *pr = gsl_matrix_float_ptr(P, b, 0);
         for (size_t i = 0; i < m; i++)
-            pr[i] += s->be[i];
+            pr[i] = er[i] + c[i];
     }
+}
+
+/* relu training with the sparse kernels at hand: the codes ReLU(u W_e^T +
+ * b_e) listed by sample (cidx, cval, cptr), firing counted, in one pass
+ * over the product (P is left without the bias and F is not written).
+ * Blocks of 16 latents are tested at once, as codes are mostly zero.
+ * The same codes, by the same float additions, as preact + activate.
+ * Returns the number of active entries. */
+static size_t relu_list(fam_sae *s, const gsl_matrix_float *u, gsl_matrix_float *P)
+{
+    sp_learner *L = &s->base;
+    size_t B = P->size1, m = L->m, active = 0;
+    const gsl_matrix_float *prod = enc_product(s, u, P);
+    const float *restrict c = enc_bias(s);
+    for (size_t b = 0; b < B; b++) {
+        const float *restrict er = gsl_matrix_float_const_ptr(prod, b, 0);
+        s->cptr[b] = active;
+        size_t i = 0;
+        for (; i + 16 <= m; i += 16) {
+            int any = 0;
+            for (size_t q = 0; q < 16; q++)
+                any |= er[i + q] + c[i + q] > 0;
+            if (!any)
+                continue;
+            for (size_t q = i; q < i + 16; q++) {
+                float v = er[q] + c[q];
+                if (v > 0) {
+                    s->cidx[active] = (unsigned)q;
+                    s->cval[active++] = v;
+                    L->fires[q]++;
+                    s->last_fired[q] = L->step;
+                }
+            }
+        }
+        for (; i < m; i++) {
+            float v = er[i] + c[i];
+            if (v > 0) {
+                s->cidx[active] = (unsigned)i;
+                s->cval[active++] = v;
+                L->fires[i]++;
+                s->last_fired[i] = L->step;
+            }
+        }
+    }
+    s->cptr[B] = active;
+    return active;
 }
 
 /* Batch top B*k of P (flattened) into F; returns the smallest kept value,
@@ -667,8 +723,15 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
 
     const gsl_matrix_float *xin;
     const gsl_matrix_float *u = encoder_input(s, x, &xin);
-    preact(s, u, &P.matrix);
-    activate(s, &P.matrix, &F.matrix, 1);
+    int listed = s->sparse_ok && s->cfg.sparse != SP_SPARSE_DENSE;
+    int fused = listed && s->kind == K_RELU;
+    size_t active = 0;
+    if (fused) {
+        active = relu_list(s, u, &P.matrix);
+    } else {
+        preact(s, u, &P.matrix);
+        activate(s, &P.matrix, &F.matrix, 1);
+    }
 
     /* dead latents (AuxK) before this batch's firing is recorded */
     size_t n_dead = 0;
@@ -677,9 +740,7 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
             if (L->step - s->last_fired[i] >= s->cfg.dead_steps)
                 s->dead[n_dead++] = i;
     /* firing, and the list of active entries for the sparse kernels */
-    int listed = s->sparse_ok && s->cfg.sparse != SP_SPARSE_DENSE;
-    size_t active = 0;
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = 0; b < B && !fused; b++) {
         const float *fr = gsl_matrix_float_const_ptr(&F.matrix, b, 0);
         if (listed)
             s->cptr[b] = active;
@@ -700,7 +761,20 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
         sparse = s->cfg.sparse == SP_SPARSE_SPARSE ||
                  (double)active < sp_sae_sparse_threshold * (double)B * (double)m;
     }
+    if (fused && !sparse) { /* the dense kernels need F */
+        gsl_matrix_float_set_zero(&F.matrix);
+        for (size_t b = 0; b < B; b++) {
+            float *fr = gsl_matrix_float_ptr(&F.matrix, b, 0);
+            for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++)
+                fr[s->cidx[e]] = s->cval[e];
+        }
+    }
     s->last_sparse = sparse;
+    /* the optimizer may skip the rows this step leaves zero; orthogonality
+     * (sp_train_step) writes every row of gW_d after this */
+    s->mask_e.rows = s->mask_d.rows = s->dirty;
+    s->mask_e.valid = sparse;
+    s->mask_d.valid = sparse && !(L->orth > 0);
     float *dpv = s->df->data; /* sparse steps: dp at the active entries, compressed */
     if (sparse)
         sparse_zero_grads(s);
@@ -1240,22 +1314,23 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_
     s->i_we = s->i_theta = -1;
     if (s->we) {
         s->i_we = (int)np;
-        s->params[np++] = (sp_param){"W_e", s->we->data, s->gwe->data, m * width, 1, m, width};
+        s->params[np++] =
+            (sp_param){"W_e", s->we->data, s->gwe->data, m * width, 1, m, width, &s->mask_e};
     }
     s->i_be = (int)np;
-    s->params[np++] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m};
+    s->params[np++] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m, NULL};
     s->i_wd = (int)np;
     s->params[np++] = (sp_param){cfg->tied ? "W" : "W_d", s->wd->data, s->gwd->data, m * d, 1,
-                                 m, d};
+                                 m, d, &s->mask_d};
     if (s->bd)
-        s->params[np++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d};
+        s->params[np++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d, NULL};
     if (s->H) {
-        s->params[np++] = (sp_param){"W_1", s->w1->data, s->gw1->data, s->H * d, 1, s->H, d};
-        s->params[np++] = (sp_param){"b_1", s->b1, s->gb1, s->H, 0, 1, s->H};
+        s->params[np++] = (sp_param){"W_1", s->w1->data, s->gw1->data, s->H * d, 1, s->H, d, NULL};
+        s->params[np++] = (sp_param){"b_1", s->b1, s->gb1, s->H, 0, 1, s->H, NULL};
     }
     if (s->theta) {
         s->i_theta = (int)np;
-        s->params[np++] = (sp_param){"theta", s->theta, s->gtheta, m, 0, 1, m};
+        s->params[np++] = (sp_param){"theta", s->theta, s->gtheta, m, 0, 1, m, NULL};
     }
     L->params = s->params;
     L->n_params = np;

@@ -39,6 +39,19 @@ uint64_t sp_mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+double sp_sumsq(const float *restrict x, size_t n)
+{
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t q = 0; q < 8; q++)
+            acc[q] += (double)x[i + q] * x[i + q];
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
 double sp_now(void)
 {
     struct timespec ts;

@@ -1395,7 +1395,7 @@ END_TEST
 START_TEST(test_adam_by_hand)
 {
     float w = 1, g = 2;
-    sp_param p = {"w", &w, &g, 1, 1, 1, 1};
+    sp_param p = {"w", &w, &g, 1, 1, 1, 1, NULL};
     sp_optim_cfg oc = mk_adam(0.1);
     sp_optim *o = sp_optim_alloc(&oc, &p, 1, 1000);
     sp_optim_step(o);
@@ -1727,6 +1727,106 @@ START_TEST(test_sparse_auto_switch)
 }
 END_TEST
 
+/* A sparse step tells Adam which rows of gW_e and gW_d it wrote (the
+ * row masks of optim.h), and Adam leaves the others unread. Taking the
+ * masks away (Adam then reads every row, zeros included) must give the
+ * same bits after 40 steps: this holds only if the masks cover every row
+ * the step wrote (active latents, AuxK's dead latents) and every other
+ * row is zero. relu L1 with a pre-encoder bias and topk with AuxK, unit
+ * decoder norm, on the same batches. */
+START_TEST(test_sparse_masks_same_bits)
+{
+    const size_t d = 24, m = 128, B = 32;
+    const struct {
+        const char *arch, *pen;
+        double aux;
+    } cases[] = {{"relu", "l1", 0}, {"topk", "none", 0.25}};
+    for (size_t q = 0; q < 2; q++) {
+        sp_sae_cfg c = mk_cfg(cases[q].arch, 1);
+        c.sparse = SP_SPARSE_SPARSE;
+        c.k = 3;
+        c.aux_coef = cases[q].aux;
+        c.k_aux = 8;
+        c.dead_steps = 5;
+        sp_penalty_cfg pen = mk_pen(cases[q].pen, 0.3);
+        sp_learner *L1 = make(&c, &pen, d, m, B, 100, 91);
+        sp_learner *L2 = make(&c, &pen, d, m, B, 100, 91);
+        if (!strcmp(cases[q].arch, "relu"))
+            for (size_t i = 0; i < m; i++) /* about 5% of the codes active */
+                param(L1, "b_e")->w[i] = param(L2, "b_e")->w[i] = -0.9f;
+        for (size_t p = 0; p < L2->n_params; p++)
+            L2->params[p].live = NULL;
+        sp_optim_cfg oc = mk_adam(1e-2);
+        sp_optim *o1 = sp_optim_alloc(&oc, L1->params, L1->n_params, 100);
+        sp_optim *o2 = sp_optim_alloc(&oc, L2->params, L2->n_params, 100);
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        gsl_rng_set(rng, 92);
+        int n_sparse = 0;
+        for (int t = 0; t < 40; t++) {
+            gsl_matrix_float *x = uniform_x(B, d, -1, 1, rng);
+            sp_loss l1, l2;
+            sp_train_step(L1, o1, x, &l1);
+            sp_train_step(L2, o2, x, &l2);
+            n_sparse += sp_sae_last_sparse(L1) == 1;
+            ck_assert_msg(l1.loss == l2.loss, "%s step %d: loss %.9g with masks, %.9g without",
+                          cases[q].arch, t, l1.loss, l2.loss);
+            gsl_matrix_float_free(x);
+        }
+        ck_assert_int_eq(n_sparse, 40);
+        for (size_t p = 0; p < L1->n_params; p++)
+            ck_assert_msg(!memcmp(L1->params[p].w, L2->params[p].w,
+                                  L1->params[p].n * sizeof(float)),
+                          "%s: %s differs with the row masks", cases[q].arch,
+                          L1->params[p].name);
+        gsl_rng_free(rng);
+        sp_optim_free(o1);
+        sp_optim_free(o2);
+        sp_learner_free(L1);
+        sp_learner_free(L2);
+    }
+}
+END_TEST
+
+/* relu lists its codes in one pass over the product (relu_list); when the
+ * batch is too dense for the sparse kernels it rebuilds F from the list.
+ * That step must equal the model.sparse = dense step bit for bit (the same
+ * float additions, then the same GEMMs). */
+START_TEST(test_relu_list_dense_fallback)
+{
+    const size_t d = 16, m = 96, B = 24;
+    for (int pre_bias = 0; pre_bias < 2; pre_bias++) {
+        sp_sae_cfg c = mk_cfg("relu", pre_bias);
+        sp_penalty_cfg pen = mk_pen("l1", 0.2);
+        c.sparse = SP_SPARSE_AUTO;
+        sp_learner *La = make(&c, &pen, d, m, B, 100, 93);
+        c.sparse = SP_SPARSE_DENSE;
+        sp_learner *Ld = make(&c, &pen, d, m, B, 100, 93);
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        gsl_rng_set(rng, 94);
+        gsl_matrix_float *x = uniform_x(B, d, -1, 1, rng);
+        if (pre_bias)
+            for (size_t t = 0; t < d; t++)
+                param(La, "b_d")->w[t] = param(Ld, "b_d")->w[t] = 0.1f * (float)t - 0.7f;
+        sp_loss la, ld;
+        La->ops->loss_and_grad(La, x, &la);
+        Ld->ops->loss_and_grad(Ld, x, &ld);
+        ck_assert_int_eq(sp_sae_last_sparse(La), 0); /* about half the codes active */
+        ck_assert(la.l0 > 0.3 * (double)m);
+        ck_assert(la.loss == ld.loss && la.l0 == ld.l0);
+        for (size_t p = 0; p < La->n_params; p++)
+            ck_assert_msg(!memcmp(La->params[p].g, Ld->params[p].g,
+                                  La->params[p].n * sizeof(float)),
+                          "pre_bias %d: gradient of %s differs", pre_bias, La->params[p].name);
+        for (size_t i = 0; i < m; i++)
+            ck_assert_uint_eq(La->fires[i], Ld->fires[i]);
+        gsl_matrix_float_free(x);
+        gsl_rng_free(rng);
+        sp_learner_free(La);
+        sp_learner_free(Ld);
+    }
+}
+END_TEST
+
 Suite *make_sae_suite(void)
 {
     Suite *s = suite_create("sae");
@@ -1775,6 +1875,8 @@ Suite *make_sae_suite(void)
     tcase_add_loop_test(sk, test_sparse_equals_dense, 0,
                         (int)(sizeof sparse_cases / sizeof *sparse_cases));
     tcase_add_test(sk, test_sparse_auto_switch);
+    tcase_add_test(sk, test_sparse_masks_same_bits);
+    tcase_add_test(sk, test_relu_list_dense_fallback);
     suite_add_tcase(s, sk);
     return s;
 }

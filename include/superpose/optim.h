@@ -37,6 +37,19 @@ typedef struct {
     double clip;         /* max global gradient norm (0: no clipping) */
 } sp_optim_cfg;
 
+/* The rows of a parameter that a step's gradient can have written: when
+ * valid is set, rows[i] == 0 promises that row i of g is all zeros. Owned
+ * and updated by the learner before each optimizer step (a sparse SAE step
+ * writes the rows of its active latents only). Adam then neither reads
+ * nor clips those rows and updates them from its moments alone, and the
+ * gradient norm skips them; SGD and Muon read them as before.
+ * A zero gradient adds exact zeros, so the results are the same bits as
+ * with valid = 0; it only saves memory traffic at large widths. */
+typedef struct {
+    const unsigned char *rows;
+    int valid;
+} sp_rowmask;
+
 /* One trainable tensor: values w and gradient g, n = rows * cols floats
  * each, row-major. A vector has rows = 1. */
 typedef struct {
@@ -46,6 +59,7 @@ typedef struct {
     size_t n;
     int decay;          /* 1 if weight decay applies (weights, not biases) */
     size_t rows, cols;  /* shape; Muon orthogonalises rows > 1 && cols > 1 */
+    const sp_rowmask *live; /* NULL: every row may be nonzero */
 } sp_param;
 
 typedef struct sp_optim sp_optim;
@@ -60,7 +74,8 @@ sp_optim *sp_optim_alloc(const sp_optim_cfg *cfg, const sp_param *params,
 void sp_optim_free(sp_optim *o);
 /* Applies one update to every parameter from its gradient (clipping the
  * gradients in place first if asked). Returns the global gradient norm
- * before clipping. */
+ * before clipping: the square root of the sum over parameters and rows of
+ * each row's sum of squares (in double, eight partial sums by position). */
 double sp_optim_step(sp_optim *o);
 /* Zeroes the optimizer state (moments, momentum) of entries
  * [start, start+len) of parameter p (used when latents are resampled). */

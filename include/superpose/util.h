@@ -22,6 +22,11 @@ uint64_t sp_hash64(const void *data, size_t len, uint64_t seed);
 /* Mixes a 64-bit value into a well-spread seed (splitmix64 finaliser). */
 uint64_t sp_mix64(uint64_t x);
 
+/* Sum of squares of n floats in double, with eight partial sums by
+ * position (a fixed order, so the same bits everywhere, that vectorises
+ * without reassociation flags). */
+double sp_sumsq(const float *x, size_t n);
+
 /* Monotonic wall time in seconds. */
 double sp_now(void);
 
