@@ -379,10 +379,72 @@ static void preact(fam_sae *s, const gsl_matrix_float *u, gsl_matrix_float *P)
     }
 }
 
+/* The positive entries of e + c over n floats, appended to idx and val;
+ * returns how many. Codes are mostly zero, so blocks of 16 are tested at
+ * once and only a block with a positive entry is walked. Two builds of the
+ * same arithmetic (one float addition per entry, IEEE, so the same bits):
+ * the block test as a max (vectorises on any x86-64), and with AVX2 as two
+ * 8-float vector compares. */
+#define RELU_SCAN_BODY(BLOCK_TEST)                                                              \
+    size_t a = 0, i = 0;                                                                        \
+    for (; i + 16 <= n; i += 16) {                                                              \
+        BLOCK_TEST                                                                              \
+        for (size_t q = i; q < i + 16; q++) {                                                   \
+            float v = e[q] + c[q];                                                              \
+            if (v > 0) {                                                                        \
+                idx[a] = (unsigned)q;                                                           \
+                val[a++] = v;                                                                   \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    for (; i < n; i++) {                                                                        \
+        float v = e[i] + c[i];                                                                  \
+        if (v > 0) {                                                                            \
+            idx[a] = (unsigned)i;                                                               \
+            val[a++] = v;                                                                       \
+        }                                                                                       \
+    }                                                                                           \
+    return a;
+
+static size_t relu_scan_max(const float *restrict e, const float *restrict c, size_t n,
+                            unsigned *restrict idx, float *restrict val)
+{
+    /* mx starts at 0 so that a NaN entry (never > 0) cannot hide the others */
+    RELU_SCAN_BODY(float mx = 0; for (size_t q = i; q < i + 16; q++) {
+        float v = e[q] + c[q];
+        mx = v > mx ? v : mx;
+    } if (!(mx > 0)) continue;)
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+typedef int v8i __attribute__((vector_size(32)));
+
+__attribute__((target("avx2"))) static size_t
+relu_scan_avx2(const float *restrict e, const float *restrict c, size_t n, unsigned *restrict idx,
+               float *restrict val)
+{
+    RELU_SCAN_BODY(v8i pos = (*(const v8f *)(e + i) + *(const v8f *)(c + i) > 0) |
+                             (*(const v8f *)(e + i + 8) + *(const v8f *)(c + i + 8) > 0);
+                   unsigned long long h[4]; memcpy(h, &pos, sizeof h);
+                   if (!((h[0] | h[1]) | (h[2] | h[3]))) continue;)
+}
+#endif
+
+typedef size_t (*relu_scan_fn)(const float *, const float *, size_t, unsigned *, float *);
+
+static relu_scan_fn relu_scan(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (sp_cpu_avx2())
+        return relu_scan_avx2;
+#endif
+    return relu_scan_max;
+}
+
 /* relu training with the sparse kernels at hand: the codes ReLU(u W_e^T +
  * b_e) listed by sample (cidx, cval, cptr), firing counted, in one pass
  * over the product (P is left without the bias and F is not written).
- * Blocks of 16 latents are tested at once, as codes are mostly zero.
  * The same codes, by the same float additions, as preact + activate.
  * Returns the number of active entries. */
 static size_t relu_list(fam_sae *s, const gsl_matrix_float *u, gsl_matrix_float *P)
@@ -390,35 +452,15 @@ static size_t relu_list(fam_sae *s, const gsl_matrix_float *u, gsl_matrix_float 
     sp_learner *L = &s->base;
     size_t B = P->size1, m = L->m, active = 0;
     const gsl_matrix_float *prod = enc_product(s, u, P);
-    const float *restrict c = enc_bias(s);
+    const float *c = enc_bias(s);
+    relu_scan_fn scan = relu_scan();
     for (size_t b = 0; b < B; b++) {
-        const float *restrict er = gsl_matrix_float_const_ptr(prod, b, 0);
         s->cptr[b] = active;
-        size_t i = 0;
-        for (; i + 16 <= m; i += 16) {
-            int any = 0;
-            for (size_t q = 0; q < 16; q++)
-                any |= er[i + q] + c[i + q] > 0;
-            if (!any)
-                continue;
-            for (size_t q = i; q < i + 16; q++) {
-                float v = er[q] + c[q];
-                if (v > 0) {
-                    s->cidx[active] = (unsigned)q;
-                    s->cval[active++] = v;
-                    L->fires[q]++;
-                    s->last_fired[q] = L->step;
-                }
-            }
-        }
-        for (; i < m; i++) {
-            float v = er[i] + c[i];
-            if (v > 0) {
-                s->cidx[active] = (unsigned)i;
-                s->cval[active++] = v;
-                L->fires[i]++;
-                s->last_fired[i] = L->step;
-            }
+        active += scan(gsl_matrix_float_const_ptr(prod, b, 0), c, m, s->cidx + active,
+                       s->cval + active);
+        for (size_t e = s->cptr[b]; e < active; e++) {
+            L->fires[s->cidx[e]]++;
+            s->last_fired[s->cidx[e]] = L->step;
         }
     }
     s->cptr[B] = active;

@@ -39,17 +39,51 @@ uint64_t sp_mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* -1: not yet looked up; the lookup reads the CPU once */
+static int avx2_state = -1;
+
+int sp_cpu_avx2(void)
+{
+    if (avx2_state < 0) {
+        int has = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+        has = __builtin_cpu_supports("avx2") && !getenv("SUPERPOSE_NO_AVX2");
+#endif
+        avx2_state = has;
+    }
+    return avx2_state;
+}
+
+void sp_cpu_force_generic(int on) { avx2_state = on ? 0 : -1; }
+
+#define SUMSQ_BODY                                                                              \
+    double acc[8] = {0};                                                                        \
+    size_t i = 0;                                                                               \
+    for (; i + 8 <= n; i += 8)                                                                  \
+        for (size_t q = 0; q < 8; q++)                                                          \
+            acc[q] += (double)x[i + q] * x[i + q];                                              \
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
+    for (; i < n; i++)                                                                          \
+        s += (double)x[i] * x[i];                                                               \
+    return s;
+
+static double sumsq_generic(const float *restrict x, size_t n) { SUMSQ_BODY }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* the same operations in the same order, four doubles a vector */
+__attribute__((target("avx2"))) static double sumsq_avx2(const float *restrict x, size_t n)
+{
+    SUMSQ_BODY
+}
+#endif
+
 double sp_sumsq(const float *restrict x, size_t n)
 {
-    double acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t q = 0; q < 8; q++)
-            acc[q] += (double)x[i + q] * x[i + q];
-    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++)
-        s += (double)x[i] * x[i];
-    return s;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (sp_cpu_avx2())
+        return sumsq_avx2(x, n);
+#endif
+    return sumsq_generic(x, n);
 }
 
 double sp_now(void)

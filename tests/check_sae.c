@@ -1827,6 +1827,59 @@ START_TEST(test_relu_list_dense_fallback)
 }
 END_TEST
 
+/* The hot kernels with an AVX2 build (relu's code listing, the sums of
+ * squares of the norms) must give the same bits as their generic build:
+ * 30 sparse steps of relu L1 (unit decoder norm, Adam), and sp_sumsq on
+ * rows of every length 0..40, each way. On a CPU without AVX2 both runs
+ * take the generic path and the test checks only determinism. */
+START_TEST(test_generic_kernels_same_bits)
+{
+    const size_t d = 40, m = 160, B = 24;
+    sp_learner *L[2];
+    for (int generic = 0; generic < 2; generic++) {
+        sp_cpu_force_generic(generic);
+        sp_sae_cfg c = mk_cfg("relu", 1);
+        c.sparse = SP_SPARSE_SPARSE;
+        sp_penalty_cfg pen = mk_pen("l1", 0.3);
+        L[generic] = make(&c, &pen, d, m, B, 100, 95);
+        for (size_t i = 0; i < m; i++)
+            param(L[generic], "b_e")->w[i] = -0.8f;
+        sp_optim_cfg oc = mk_adam(1e-2);
+        sp_optim *o = sp_optim_alloc(&oc, L[generic]->params, L[generic]->n_params, 100);
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        gsl_rng_set(rng, 96);
+        for (int t = 0; t < 30; t++) {
+            gsl_matrix_float *x = uniform_x(B, d, -1, 1, rng);
+            sp_train_step(L[generic], o, x, NULL);
+            ck_assert_int_eq(sp_sae_last_sparse(L[generic]), 1);
+            gsl_matrix_float_free(x);
+        }
+        gsl_rng_free(rng);
+        sp_optim_free(o);
+    }
+    sp_cpu_force_generic(0);
+    for (size_t p = 0; p < L[0]->n_params; p++)
+        ck_assert_msg(!memcmp(L[0]->params[p].w, L[1]->params[p].w,
+                              L[0]->params[p].n * sizeof(float)),
+                      "%s differs between the AVX2 and the generic kernels",
+                      L[0]->params[p].name);
+    for (size_t i = 0; i < m; i++)
+        ck_assert_uint_eq(L[0]->fires[i], L[1]->fires[i]);
+    float v[40];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t t = 0; t < n; t++)
+            v[t] = (float)sin(1.0 + 0.37 * (double)(t * t + n));
+        double a = sp_sumsq(v, n);
+        sp_cpu_force_generic(1);
+        double b = sp_sumsq(v, n);
+        sp_cpu_force_generic(0);
+        ck_assert_msg(a == b, "sp_sumsq n %zu: %.17g and %.17g", n, a, b);
+    }
+    sp_learner_free(L[0]);
+    sp_learner_free(L[1]);
+}
+END_TEST
+
 Suite *make_sae_suite(void)
 {
     Suite *s = suite_create("sae");
@@ -1877,6 +1930,7 @@ Suite *make_sae_suite(void)
     tcase_add_test(sk, test_sparse_auto_switch);
     tcase_add_test(sk, test_sparse_masks_same_bits);
     tcase_add_test(sk, test_relu_list_dense_fallback);
+    tcase_add_test(sk, test_generic_kernels_same_bits);
     suite_add_tcase(s, sk);
     return s;
 }

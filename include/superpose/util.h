@@ -27,6 +27,13 @@ uint64_t sp_mix64(uint64_t x);
  * without reassociation flags). */
 double sp_sumsq(const float *x, size_t n);
 
+/* 1 if the hot kernels may use their AVX2 builds: the CPU has AVX2 and
+ * SUPERPOSE_NO_AVX2 is not set. Both builds do the same IEEE operations in
+ * the same order (no contraction into FMA), so results are the same bits;
+ * sp_cpu_force_generic(1) makes the tests check that, (0) looks again. */
+int sp_cpu_avx2(void);
+void sp_cpu_force_generic(int on);
+
 /* Monotonic wall time in seconds. */
 double sp_now(void);
 
