@@ -363,7 +363,7 @@ static sp_learner *rica_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, 
     }
     gaussian_unit_rows(s->w, rng);
     rica_sync(s);
-    s->params[0] = (sp_param){"W", s->w->data, s->gw->data, m * d, 1, m, d, NULL};
+    s->params[0] = (sp_param){"W", s->w->data, s->gw->data, m * d, 1, m, d, NULL, 0};
     L->params = s->params;
     L->n_params = 1;
     L->decoder = s->dec;

@@ -399,14 +399,14 @@ sp_learner *sp_gated_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, siz
     sp_rows_normalise(s->wd);
     gsl_matrix_float_memcpy(s->wg, s->wd);
 
-    s->params[P_WG] = (sp_param){"W_g", s->wg->data, s->gwg->data, m * d, 1, m, d, NULL};
-    s->params[P_BG] = (sp_param){"b_g", s->bg, s->gbg, m, 0, 1, m, NULL};
-    s->params[P_RMAG] = (sp_param){"r_mag", s->rm, s->grm, m, 0, 1, m, NULL};
-    s->params[P_BMAG] = (sp_param){"b_mag", s->bm, s->gbm, m, 0, 1, m, NULL};
-    s->params[P_WD] = (sp_param){"W_d", s->wd->data, s->gwd->data, m * d, 1, m, d, NULL};
+    s->params[P_WG] = (sp_param){"W_g", s->wg->data, s->gwg->data, m * d, 1, m, d, NULL, 0};
+    s->params[P_BG] = (sp_param){"b_g", s->bg, s->gbg, m, 0, 1, m, NULL, 0};
+    s->params[P_RMAG] = (sp_param){"r_mag", s->rm, s->grm, m, 0, 1, m, NULL, 0};
+    s->params[P_BMAG] = (sp_param){"b_mag", s->bm, s->gbm, m, 0, 1, m, NULL, 0};
+    s->params[P_WD] = (sp_param){"W_d", s->wd->data, s->gwd->data, m * d, 1, m, d, NULL, 0};
     L->n_params = P_BD;
     if (s->bd)
-        s->params[L->n_params++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d, NULL};
+        s->params[L->n_params++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d, NULL, 0};
     L->params = s->params;
     L->decoder = s->wd;
     L->decoder_grad = s->gwd;

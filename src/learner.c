@@ -88,15 +88,8 @@ void sp_rows_project(const gsl_matrix_float *w, gsl_matrix_float *g)
 
 void sp_rows_normalise(gsl_matrix_float *a)
 {
-    for (size_t i = 0; i < a->size1; i++) {
-        float *w = gsl_matrix_float_ptr(a, i, 0);
-        double n2 = sp_sumsq(w, a->size2);
-        if (n2 > 0) {
-            float inv = (float)(1.0 / sqrt(n2));
-            for (size_t j = 0; j < a->size2; j++)
-                w[j] *= inv;
-        }
-    }
+    for (size_t i = 0; i < a->size1; i++)
+        sp_unit_row(gsl_matrix_float_ptr(a, i, 0), a->size2);
 }
 
 void sp_learner_unit_pre_step(sp_learner *L)

@@ -49,7 +49,12 @@
  * active latents only, a few percent at large width). Adam then updates
  * those rows from the moments alone (g = 0 in the formulas above, the same
  * bits) and the norm skips them (exact zeros), so neither reads them: at
- * m = 16384 the norm pass alone had cost as much as the Adam pass. */
+ * m = 16384 the norm pass alone had cost as much as the Adam pass.
+ *
+ * Unit rows (sp_param.unit_rows): after its update each row is rescaled to
+ * unit norm (sp_unit_row), as the learner's post-step would do after the
+ * whole update, with the same bits (rows are independent); Adam does it
+ * while the row is in cache, saving a pass over the decoder. */
 #include "superpose/optim.h"
 #include "superpose/util.h"
 
@@ -324,11 +329,13 @@ static void adam_update(const sp_optim_cfg *c, const sp_param *pr, float *restri
         const size_t o = r * cols;
         if (!row_live(pr, r)) {
             adam_nograd(&k, pr->w + o, m + o, v + o, cols);
-            continue;
+        } else {
+            if (ss)
+                *ss += sp_sumsq(pr->g + o, cols);
+            adam_grad(&k, pr->w + o, pr->g + o, m + o, v + o, cols);
         }
-        if (ss)
-            *ss += sp_sumsq(pr->g + o, cols);
-        adam_grad(&k, pr->w + o, pr->g + o, m + o, v + o, cols);
+        if (pr->unit_rows)
+            sp_unit_row(pr->w + o, cols);
     }
 }
 
@@ -403,6 +410,9 @@ double sp_optim_step(sp_optim *o)
             muon_update(o, pr, s->m, f * o->cfg.muon_lr);
         else
             adam_update(&o->cfg, pr, s->m, s->v, f * o->cfg.lr, o->t, fused ? &ss : NULL);
+        if (pr->unit_rows && (o->kind == OPT_SGD || s->ortho)) /* Adam: row by row */
+            for (size_t r = 0; r < pr->rows; r++)
+                sp_unit_row(pr->w + r * pr->cols, pr->cols);
     }
     return fused ? sqrt(ss) : norm0;
 }

@@ -1048,7 +1048,7 @@ static void fam_pre_step(sp_learner *L)
 static void fam_post_step(sp_learner *L)
 {
     fam_sae *s = (fam_sae *)L;
-    sp_learner_unit_post_step(L);
+    /* unit norm: the optimizer renormalised W_d's rows (unit_rows) */
     if (s->theta)
         for (size_t i = 0; i < L->m; i++)
             if (!(s->theta[i] > 1e-6f))
@@ -1357,22 +1357,23 @@ sp_learner *sp_sae_alloc(const sp_sae_cfg *cfg, const sp_penalty_cfg *pen, size_
     if (s->we) {
         s->i_we = (int)np;
         s->params[np++] =
-            (sp_param){"W_e", s->we->data, s->gwe->data, m * width, 1, m, width, &s->mask_e};
+            (sp_param){"W_e", s->we->data, s->gwe->data, m * width, 1, m, width, &s->mask_e, 0};
     }
     s->i_be = (int)np;
-    s->params[np++] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m, NULL};
+    s->params[np++] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m, NULL, 0};
     s->i_wd = (int)np;
+    /* the optimizer keeps the decoder's rows at unit norm (fam_post_step) */
     s->params[np++] = (sp_param){cfg->tied ? "W" : "W_d", s->wd->data, s->gwd->data, m * d, 1,
-                                 m, d, &s->mask_d};
+                                 m, d, &s->mask_d, L->unit_norm};
     if (s->bd)
-        s->params[np++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d, NULL};
+        s->params[np++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d, NULL, 0};
     if (s->H) {
-        s->params[np++] = (sp_param){"W_1", s->w1->data, s->gw1->data, s->H * d, 1, s->H, d, NULL};
-        s->params[np++] = (sp_param){"b_1", s->b1, s->gb1, s->H, 0, 1, s->H, NULL};
+        s->params[np++] = (sp_param){"W_1", s->w1->data, s->gw1->data, s->H * d, 1, s->H, d, NULL, 0};
+        s->params[np++] = (sp_param){"b_1", s->b1, s->gb1, s->H, 0, 1, s->H, NULL, 0};
     }
     if (s->theta) {
         s->i_theta = (int)np;
-        s->params[np++] = (sp_param){"theta", s->theta, s->gtheta, m, 0, 1, m, NULL};
+        s->params[np++] = (sp_param){"theta", s->theta, s->gtheta, m, 0, 1, m, NULL, 0};
     }
     L->params = s->params;
     L->n_params = np;

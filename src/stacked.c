@@ -310,12 +310,12 @@ sp_learner *sp_stacked_alloc(const sp_sae_cfg *cfg, size_t d, size_t m, size_t m
     sp_rows_normalise(s->wd);
     gsl_matrix_float_memcpy(s->we, s->wd);
 
-    s->params[0] = (sp_param){"W_e", s->we->data, s->gwe->data, m * d, 1, m, d, NULL};
-    s->params[1] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m, NULL};
-    s->params[2] = (sp_param){"W_d", s->wd->data, s->gwd->data, m * d, 1, m, d, NULL};
+    s->params[0] = (sp_param){"W_e", s->we->data, s->gwe->data, m * d, 1, m, d, NULL, 0};
+    s->params[1] = (sp_param){"b_e", s->be, s->gbe, m, 0, 1, m, NULL, 0};
+    s->params[2] = (sp_param){"W_d", s->wd->data, s->gwd->data, m * d, 1, m, d, NULL, 0};
     L->n_params = 3;
     if (s->bd)
-        s->params[L->n_params++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d, NULL};
+        s->params[L->n_params++] = (sp_param){"b_d", s->bd, s->gbd, d, 0, 1, d, NULL, 0};
     L->params = s->params;
     L->decoder = s->wd;
     L->decoder_grad = s->gwd;

@@ -2,6 +2,7 @@
 #include "superpose/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,16 @@ double sp_sumsq(const float *restrict x, size_t n)
         return sumsq_avx2(x, n);
 #endif
     return sumsq_generic(x, n);
+}
+
+void sp_unit_row(float *w, size_t n)
+{
+    double n2 = sp_sumsq(w, n);
+    if (n2 > 0) {
+        float inv = (float)(1.0 / sqrt(n2));
+        for (size_t j = 0; j < n; j++)
+            w[j] *= inv;
+    }
 }
 
 double sp_now(void)

@@ -1062,7 +1062,9 @@ static void easy_batch(gsl_matrix_float *x, size_t n, double prob, gsl_rng *rng)
  * the per-latent rows of the latents lat (W_e or W, W_d: row i; b_e,
  * theta: entry i) with a gradient must move by the update from zero
  * moments, delta = lr_t (1 - b1) g / (sqrt((1 - b2) g^2) + eps_t) with
- * lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), eps_t = eps sqrt(1 - b2^t).
+ * lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), eps_t = eps sqrt(1 - b2^t)
+ * (a unit-norm decoder row: before its rescaling to unit norm, which the
+ * optimizer does in the same step).
  * Returns the number of such entries; *others and *others_fresh count the
  * entries of the other latents that moved, and those that moved the same
  * way (a reset that hit them as well). */
@@ -1095,6 +1097,20 @@ static size_t check_fresh_update(sp_learner *L, sp_optim *o, const sp_optim_cfg 
             int mine = 0;
             for (size_t k = 0; k < n; k++)
                 mine |= lat[k] == i;
+            /* a unit-norm row (the decoder) is renormalised by the step:
+             * the fresh update of its whole row (0 where g = 0), then the
+             * rescaling, predict the row after it */
+            double scale = 1;
+            if (mine && pr->unit_rows) {
+                double n2 = 0;
+                for (size_t j = 0; j < width; j++) {
+                    double g = pr->g[i * width + j];
+                    double u = before[p][i * width + j] -
+                               lr_t * (1 - b1) * g / (sqrt((1 - b2) * g * g) + eps_t);
+                    n2 += u * u;
+                }
+                scale = 1 / sqrt(n2);
+            }
             for (size_t j = 0; j < width; j++) {
                 size_t q = i * width + j;
                 double g = pr->g[q];
@@ -1102,6 +1118,8 @@ static size_t check_fresh_update(sp_learner *L, sp_optim *o, const sp_optim_cfg 
                     continue;
                 double want = lr_t * (1 - b1) * g / (sqrt((1 - b2) * g * g) + eps_t);
                 double delta = (double)before[p][q] - pr->w[q];
+                if (mine && pr->unit_rows) /* the update before the rescaling */
+                    delta = (double)before[p][q] - pr->w[q] / scale;
                 int fresh = fabs(delta - want) <= 1e-3 * fabs(want);
                 if (mine) {
                     ck_assert_msg(fresh, "%s[%zu][%zu]: update %g, from zero moments %g",
@@ -1395,7 +1413,7 @@ END_TEST
 START_TEST(test_adam_by_hand)
 {
     float w = 1, g = 2;
-    sp_param p = {"w", &w, &g, 1, 1, 1, 1, NULL};
+    sp_param p = {"w", &w, &g, 1, 1, 1, 1, NULL, 0};
     sp_optim_cfg oc = mk_adam(0.1);
     sp_optim *o = sp_optim_alloc(&oc, &p, 1, 1000);
     sp_optim_step(o);

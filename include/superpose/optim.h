@@ -60,6 +60,9 @@ typedef struct {
     int decay;          /* 1 if weight decay applies (weights, not biases) */
     size_t rows, cols;  /* shape; Muon orthogonalises rows > 1 && cols > 1 */
     const sp_rowmask *live; /* NULL: every row may be nonzero */
+    int unit_rows;      /* each row rescaled to unit L2 norm after every update
+                           (sp_unit_row), by the optimizer, row by row while the
+                           row is in cache (a unit-norm decoder) */
 } sp_param;
 
 typedef struct sp_optim sp_optim;

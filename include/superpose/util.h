@@ -27,6 +27,10 @@ uint64_t sp_mix64(uint64_t x);
  * without reassociation flags). */
 double sp_sumsq(const float *x, size_t n);
 
+/* w (n) /= ||w||_2 (sp_sumsq, then one float factor 1 / sqrt); a zero
+ * row is left as it is. */
+void sp_unit_row(float *w, size_t n);
+
 /* 1 if the hot kernels may use their AVX2 builds: the CPU has AVX2 and
  * SUPERPOSE_NO_AVX2 is not set. Both builds do the same IEEE operations in
  * the same order (no contraction into FMA), so results are the same bits;
