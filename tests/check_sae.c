@@ -1847,7 +1847,8 @@ END_TEST
 
 /* The hot kernels with an AVX2 build (relu's code listing, the sums of
  * squares of the norms) must give the same bits as their generic build:
- * 30 sparse steps of relu L1 (unit decoder norm, Adam), and sp_sumsq on
+ * 30 sparse steps of relu L1 (unit decoder norm, Adam, whose update
+ * kernels have AVX2 builds too), and sp_sumsq on
  * rows of every length 0..40, each way. On a CPU without AVX2 both runs
  * take the generic path and the test checks only determinism. */
 START_TEST(test_generic_kernels_same_bits)
