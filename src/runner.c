@@ -1265,19 +1265,31 @@ static int same_shape(const sp_experiment *ex, const job *other, const job *jb, 
     return strcmp(k, key) == 0;
 }
 
+/* The pilots of one job shape and where they sit in its list. */
+typedef struct {
+    pilot two[2];
+    double pos[2];    /* their positions in the shape's list */
+    size_t n_two;
+    size_t seen;      /* jobs of this shape costed so far */
+} shape_est;
+
 /* Seconds the sweep's jobs should take: each distinct shape (ensemble
  * key, BLAS threads) is timed by two pilot runs, of the jobs at 1/4 and
  * 3/4 of its list (their first steps and their scoring; an ensemble as an
- * ensemble of its size), averaged; a job costs the
- * pilot's training plus its remaining steps at the pilot's rate over its
- * second half, and each run its scoring (times the method's factor of
- * eval_cost); the schedule of sp_sweep_run (largest first, -j workers,
+ * ensemble of its size). A job costs a pilot's training plus its
+ * remaining steps at the pilot's rate over its second half, and each run
+ * its scoring (times the method's factor of eval_cost); the pilot numbers
+ * are interpolated linearly by the job's position in its shape's list
+ * between the two pilots, and held beyond them (the list follows the
+ * sweep's order, e.g. L1 from low to high, whose low end stays dense
+ * longer: averaging the two pilots underestimated a ratio-16 sweep by a
+ * third). The schedule of sp_sweep_run (largest first, -j workers,
  * threaded jobs alone) is then simulated. */
 static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int workers,
                           double *total, double *pilot_s, size_t *n_pilots, sp_err *err)
 {
     double t0 = sp_now();
-    pilot *pl = calloc(n_jobs ? n_jobs : 1, sizeof *pl);
+    shape_est *pl = calloc(n_jobs ? n_jobs : 1, sizeof *pl);
     double *free_at = calloc((size_t)workers, sizeof *free_at);
     size_t np = 0;
     int rc = -1;
@@ -1300,21 +1312,23 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
         char key[17];
         sp_config_ensemble_key(&tc[0], key);
         size_t q;
-        for (q = 0; q < np && (strcmp(pl[q].key, key) || pl[q].threads != jb->threads ||
-                               pl[q].n != jb->n_train);
+        for (q = 0; q < np && (strcmp(pl[q].two[0].key, key) ||
+                               pl[q].two[0].threads != jb->threads ||
+                               pl[q].two[0].n != jb->n_train);
              q++)
             ;
         if (q == np) {
             /* two pilots, the jobs at 1/4 and 3/4 of this shape's list (for
              * an L1 sweep, a low and a high coefficient: low ones stay
-             * dense longer, high ones turn sparse sooner), averaged */
+             * dense longer, high ones turn sparse sooner) */
             size_t same = 0, k;
             for (k = j; k < n_jobs; k++)
                 same += same_shape(ex, &jobs[k], jb, key);
-            pilot two[2];
-            size_t n_two = same > 1 ? 2 : 1;
-            for (size_t h = 0; h < n_two; h++) {
-                size_t want = n_two == 1 ? 0 : (same * (1 + 2 * h)) / 4, seen = 0;
+            shape_est *se = &pl[np];
+            se->n_two = same > 1 ? 2 : 1;
+            for (size_t h = 0; h < se->n_two; h++) {
+                size_t want = se->n_two == 1 ? 0 : (same * (1 + 2 * h)) / 4, seen = 0;
+                se->pos[h] = (double)want;
                 for (k = j; k < n_jobs; k++)
                     if (same_shape(ex, &jobs[k], jb, key) && seen++ == want)
                         break;
@@ -1324,21 +1338,28 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
                         free(tc);
                         goto out;
                     }
-                if (run_pilot(tc, jb->n_train, jb->threads, &two[h], err) != 0) {
+                if (run_pilot(tc, jb->n_train, jb->threads, &se->two[h], err) != 0) {
                     free(tc);
                     goto out;
                 }
+                memcpy(se->two[h].key, key, sizeof key);
             }
-            pl[np] = two[0];
-            if (n_two == 2) {
-                pl[np].train = 0.5 * (two[0].train + two[1].train);
-                pl[np].rate = 0.5 * (two[0].rate + two[1].rate);
-                pl[np].eval = 0.5 * (two[0].eval + two[1].eval);
-            }
-            memcpy(pl[np].key, key, sizeof key);
             np++;
         }
-        const pilot *p = &pl[q];
+        /* this job's pilot numbers: interpolated by its position */
+        shape_est *se = &pl[q];
+        double wt = 0;
+        if (se->n_two == 2 && se->pos[1] > se->pos[0]) {
+            wt = ((double)se->seen - se->pos[0]) / (se->pos[1] - se->pos[0]);
+            wt = wt < 0 ? 0 : (wt > 1 ? 1 : wt);
+        }
+        se->seen++;
+        const pilot *a = &se->two[0], *b = &se->two[se->n_two - 1];
+        pilot pj = *a;
+        pj.train = (1 - wt) * a->train + wt * b->train;
+        pj.rate = (1 - wt) * a->rate + wt * b->rate;
+        pj.eval = (1 - wt) * a->eval + wt * b->eval;
+        const pilot *p = &pj;
         double t = p->train + (double)(tc[0].steps - p->steps) * p->rate +
                    p->eval * (double)jb->n_train;
         free(tc);

@@ -36,7 +36,17 @@
  *   db_d = sum_b S_1 - sum_b dxc
  * Unit-norm atoms (unless the penalty uses decoder norms): before the
  * step the component of each atom's gradient along the atom is removed
- * (Bricken et al. 2023); after the step atoms are renormalised. */
+ * (Bricken et al. 2023); after the step atoms are renormalised (by the
+ * optimizer, row by row: sp_param.unit_rows).
+ * Sparse steps (model.sparse, relu/topk/batchtopk with an untied linear
+ * encoder): once few codes are active, everything after the encoder GEMM
+ * runs over the active entries only (B x L0 x d work): relu lists its
+ * codes straight from the product (relu_list), the decoder forward, dW_d,
+ * df and dW_e are axpys and dots over the list, and the rows of dW_d and
+ * dW_e the step wrote are passed to the optimizer as row masks, so that it
+ * does not read the others (all zero). The same sums as the GEMMs in
+ * another order (within float32 rounding; the masks and the listing give
+ * the same bits: tests). */
 #include "superpose/sae.h"
 
 #include <math.h>

@@ -569,6 +569,60 @@ START_TEST(test_row_mask_same_bits)
 }
 END_TEST
 
+/* A weight that stops receiving gradients: its moments decay by b1 and b2
+ * each step. Unflushed, the first moment would stick at the smallest
+ * subnormal float after ~900 steps (0.9 x 2^-149 rounds back to 2^-149)
+ * and every later step would do subnormal arithmetic (about 20x slower on
+ * x86). Adam flushes moments below 1e-30 to 0: over 1500 idle steps
+ * (with and without a row mask) no moment is ever subnormal, m reaches
+ * exactly 0 when b1^k m0 falls below 1e-30 (k = ln(1e-30 / 0.1) / ln 0.9
+ * = 633.6; the float product crosses at 633-635), and before that the
+ * moments equal b1^k m0 and b2^k v0 computed step by step in float. */
+START_TEST(test_adam_moments_flush)
+{
+    enum { R = 4, C = 8, N = R * C };
+    for (int masked = 0; masked < 2; masked++) {
+        float w[N], g[N];
+        unsigned char live[R] = {0};
+        sp_rowmask mask = {live, 0};
+        for (int i = 0; i < N; i++)
+            w[i] = 0.1f * (float)(i + 1), g[i] = 1.0f;
+        sp_param p = param("W", w, g, R, C, 1);
+        if (masked)
+            p.live = &mask;
+        sp_optim_cfg c = adam_cfg(1e-3);
+        sp_optim *o = sp_optim_alloc(&c, &p, 1, 2000);
+        sp_optim_step(o); /* m = 0.1, v = 0.001 */
+        for (int i = 0; i < N; i++)
+            g[i] = 0.0f;
+        mask.valid = masked;
+        float mref = sp_optim_moment(o, 0, 0)[0], vref = sp_optim_moment(o, 0, 1)[0];
+        ck_assert_float_eq_tol(mref, 0.1f, 1e-6f);
+        ck_assert_float_eq_tol(vref, 0.001f, 1e-7f);
+        long zero_at = -1, ref_at = -1;
+        for (long k = 1; k <= 1500; k++) {
+            sp_optim_step(o);
+            const float *m = sp_optim_moment(o, 0, 0), *v = sp_optim_moment(o, 0, 1);
+            mref = 0.9f * mref, vref = 0.999f * vref;
+            if (ref_at < 0 && mref < 1e-30f)
+                ref_at = k;
+            for (int i = 0; i < N; i++) {
+                ck_assert_msg(fpclassify(m[i]) != FP_SUBNORMAL && fpclassify(v[i]) != FP_SUBNORMAL,
+                              "step %ld: subnormal moment m %g v %g", k, m[i], v[i]);
+                if (mref >= 1e-30f)
+                    ck_assert_msg(m[i] == mref, "step %ld: m %g, want %g", k, m[i], mref);
+                ck_assert(v[i] == vref);
+            }
+            if (zero_at < 0 && m[0] == 0)
+                zero_at = k;
+        }
+        ck_assert_int_eq(zero_at, ref_at);
+        ck_assert(zero_at >= 633 && zero_at <= 635);
+        sp_optim_free(o);
+    }
+}
+END_TEST
+
 /* ----------------------------------------------------------------- reset */
 
 /* SGD, momentum 0.9, lr 0.1, g = 1 everywhere: after two steps v = 1.9;
@@ -868,6 +922,7 @@ Suite *make_optim_suite(void)
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_row_mask_same_bits);
+    tcase_add_test(tc, test_adam_moments_flush);
     tcase_add_test(tc, test_reset_sgd);
     tcase_add_test(tc, test_check);
     suite_add_tcase(s, tc);

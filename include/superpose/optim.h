@@ -83,6 +83,9 @@ double sp_optim_step(sp_optim *o);
 /* Zeroes the optimizer state (moments, momentum) of entries
  * [start, start+len) of parameter p (used when latents are resampled). */
 void sp_optim_reset(sp_optim *o, size_t p, size_t start, size_t len);
+/* The first (second = 0) or second moment of parameter p (Adam; the
+ * momentum of SGD and Muon is the first), or NULL: for inspection. */
+const float *sp_optim_moment(const sp_optim *o, size_t p, int second);
 /* Learning rate of the next step (after warm-up and decay). */
 double sp_optim_lr(const sp_optim *o);
 
