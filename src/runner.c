@@ -1176,7 +1176,7 @@ static void pilot_progress(void *user, long step, long steps, double loss)
     if (steps != c->steps)
         return; /* the generator's own progress (the toy model's training) */
     double now = sp_now() - c->t0;
-    if (c->s_mid == 0 || step <= c->steps / 2)
+    if (c->s_mid == 0 || step <= 3 * c->steps / 4)
         c->s_mid = step, c->t_mid = now;
     if (step == steps)
         c->t_end = now;
@@ -1187,7 +1187,7 @@ typedef struct {
     int threads;
     double train;     /* seconds of the pilot's training (generator included) */
     long steps;       /* its steps */
-    double rate;      /* seconds per step over its second half */
+    double rate;      /* seconds per step over its last quarter */
     double eval;      /* seconds of its scoring, per training */
     size_t n;         /* trainings (ensemble members) */
 } pilot;
@@ -1208,11 +1208,13 @@ static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_
     }
     sp_run_cfg defaults;
     sp_config_defaults(&defaults);
-    /* 1/10 of the training, at most 400 steps, at least 10; the rate is
-     * taken over the second half, when an L1 SAE's codes have mostly
+    /* 1/10 of the training, at most 2000 steps, at least 10; the rate is
+     * taken over the last quarter, when an L1 SAE's codes have mostly
      * become sparse (at d = 256, ratio 4, L1 at its Goldilocks value, L0
-     * falls from 520 to 105 by step 200, 35 by step 400, 10 by step 2000) */
-    long P = cfg->steps / 10 < 400 ? cfg->steps / 10 : 400;
+     * falls from 520 to 105 by step 200, 35 by step 400, 10 by step 2000;
+     * at ratio 16 and a low L1 the codes were still dense at step 400,
+     * and pilots of 400 steps put a 20,000-step sweep at 2.4x its time) */
+    long P = cfg->steps / 10 < 2000 ? cfg->steps / 10 : 2000;
     P = P > 10 ? P : 10;
     P = P < cfg->steps ? P : cfg->steps;
     for (size_t t = 0; t < n; t++) {
@@ -1277,7 +1279,7 @@ typedef struct {
  * key, BLAS threads) is timed by two pilot runs, of the jobs at 1/4 and
  * 3/4 of its list (their first steps and their scoring; an ensemble as an
  * ensemble of its size). A job costs a pilot's training plus its
- * remaining steps at the pilot's rate over its second half, and each run
+ * remaining steps at the pilot's rate over its last quarter, and each run
  * its scoring (times the method's factor of eval_cost); the pilot numbers
  * are interpolated linearly by the job's position in its shape's list
  * between the two pilots, and held beyond them (the list follows the
