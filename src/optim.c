@@ -294,7 +294,8 @@ typedef struct {
  * rounds back up to 2^-149) and every later step does subnormal
  * arithmetic on it, which x86 CPUs run through microcode at about 20x the
  * cost (measured: Adam over such rows 22x slower; a 20,000-step ratio-16
- * run spent two thirds of its training thread's time there, as most of its latents die).
+ * run, most of whose latents die, spent two thirds of its training
+ * thread's time there).
  * The update a moment this small can make, lr m / (sqrt(v) + eps_t) < 1e-23
  * at lr = 1e-3 and eps = 1e-8, is far below the float spacing of any
  * weight above 1e-18, so the trajectory is unchanged in practice; and
