@@ -395,26 +395,29 @@ static void preact(fam_sae *s, const gsl_matrix_float *u, gsl_matrix_float *P)
  * same arithmetic (one float addition per entry, IEEE, so the same bits):
  * the block test as a max (vectorises on any x86-64), and with AVX2 as two
  * 8-float vector compares. */
+/* Appends the positive entries of e + c over [lo, hi) at a; returns the
+ * new count. */
+static inline size_t relu_scan_range(const float *restrict e, const float *restrict c,
+                                     size_t lo, size_t hi, unsigned *restrict idx,
+                                     float *restrict val, size_t a)
+{
+    for (size_t q = lo; q < hi; q++) {
+        float v = e[q] + c[q];
+        if (v > 0) {
+            idx[a] = (unsigned)q;
+            val[a++] = v;
+        }
+    }
+    return a;
+}
+
 #define RELU_SCAN_BODY(BLOCK_TEST)                                                              \
     size_t a = 0, i = 0;                                                                        \
     for (; i + 16 <= n; i += 16) {                                                              \
         BLOCK_TEST                                                                              \
-        for (size_t q = i; q < i + 16; q++) {                                                   \
-            float v = e[q] + c[q];                                                              \
-            if (v > 0) {                                                                        \
-                idx[a] = (unsigned)q;                                                           \
-                val[a++] = v;                                                                   \
-            }                                                                                   \
-        }                                                                                       \
+        a = relu_scan_range(e, c, i, i + 16, idx, val, a);                                      \
     }                                                                                           \
-    for (; i < n; i++) {                                                                        \
-        float v = e[i] + c[i];                                                                  \
-        if (v > 0) {                                                                            \
-            idx[a] = (unsigned)i;                                                               \
-            val[a++] = v;                                                                       \
-        }                                                                                       \
-    }                                                                                           \
-    return a;
+    return relu_scan_range(e, c, i, n, idx, val, a);
 
 static size_t relu_scan_max(const float *restrict e, const float *restrict c, size_t n,
                             unsigned *restrict idx, float *restrict val)
