@@ -9,11 +9,15 @@
  * progress to the parent through a pipe. Killing the sweep at any moment
  * loses only the runs in flight: a rerun skips every run whose key is in
  * the store. Jobs are started largest first so that the workers finish
- * together. A run whose GEMMs are large (B m d >= SP_THREADED_GEMM) gains
- * more from BLAS threads than from sharing the cores with other runs: it
- * runs alone, with -j BLAS threads; smaller jobs run -j at a time, one
- * thread each. The choice depends only on the run and -j, never on what
- * else is running, so a run's numbers do not depend on the schedule.
+ * together. Every job has one BLAS thread, except when the sweep has fewer
+ * jobs than workers: then a large training (B m d >= SP_THREADED_GEMM)
+ * takes the idle cores as BLAS threads. Side by side, single-threaded
+ * trainings do more steps than one training with every core: only the
+ * GEMMs run in threads, the sparse step's listing, loss and Adam do not
+ * (measured, 2 cores, d = 256: 1.5x the steps at ratio 16, 1.75x at ratio
+ * 32, dense phase included). A run's numbers do not depend on its BLAS
+ * threads (OpenBLAS splits a GEMM by rows and columns of C, never along
+ * the sum; checked bit for bit by check_runner), so not on the schedule.
  * Before a long sweep, pilot runs time each job shape and the schedule is
  * simulated to print an estimated total (estimate_sweep). */
 #include "superpose/runner.h"
@@ -781,7 +785,7 @@ typedef struct {
     size_t *start;      /* (n_train + 1): training t has runs start[t] .. start[t + 1) */
     size_t n_train;     /* trainings: 1, or the members of an ensemble */
     double cost;
-    int threads;        /* BLAS threads of the worker (> 1: runs alone) */
+    int threads;        /* BLAS threads of the worker */
     pid_t pid;
     int fd;             /* pipe from the worker */
     char buf[4096];
@@ -1148,6 +1152,11 @@ static int plan_jobs(const sp_experiment *ex, sp_store *st, int threads, int sol
     free(ekey);
     free(tkey);
     qsort(jobs, nj, sizeof *jobs, cmp_cost_desc);
+    /* BLAS threads (see the header): the cores no job would use go to the
+     * large trainings */
+    int spare = nj > 0 && nj < (size_t)threads ? threads / (int)nj : 1;
+    for (size_t j = 0; j < nj; j++)
+        jobs[j].threads = jobs[j].threads > 1 ? spare : 1;
     *out_jobs = jobs;
     *n_jobs = nj;
     return 0;
@@ -1377,18 +1386,10 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
             }
         /* the runner's schedule */
         size_t w = 0;
-        double latest = 0;
-        for (size_t k = 0; k < (size_t)workers; k++) {
+        for (size_t k = 0; k < (size_t)workers; k++)
             if (free_at[k] < free_at[w])
                 w = k;
-            latest = free_at[k] > latest ? free_at[k] : latest;
-        }
-        if (jb->threads > 1) {
-            for (size_t k = 0; k < (size_t)workers; k++)
-                free_at[k] = latest + t;
-        } else {
-            free_at[w] += t;
-        }
+        free_at[w] += t;
     }
     *total = 0;
     for (size_t k = 0; k < (size_t)workers; k++)
@@ -1427,8 +1428,10 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
         return -1;
 
     size_t n_threaded = 0, n_train = 0, n_ens = 0, n_in_ens = 0;
+    int max_threads = 1;
     for (size_t i = 0; i < n_jobs; i++) {
         n_threaded += jobs[i].threads > 1;
+        max_threads = jobs[i].threads > max_threads ? jobs[i].threads : max_threads;
         n_train += jobs[i].n_train;
         if (jobs[i].n_train > 1)
             n_ens++, n_in_ens += jobs[i].n_train;
@@ -1442,7 +1445,8 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
         printf("%zu trainings in %zu ensembles (one data stream and encoder GEMM each)\n",
                n_in_ens, n_ens);
     if (n_threaded)
-        printf("%zu large trainings run alone with %d BLAS threads each\n", n_threaded, jobs_max);
+        printf("%zu large training%s with %d BLAS threads each (fewer jobs than workers)\n",
+               n_threaded, n_threaded == 1 ? "" : "s", max_threads);
     fflush(stdout);
     double estimate = NAN;
     /* pilots only for sweeps of more than a few minutes (the FLOP count at
@@ -1474,18 +1478,16 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
                       .t0 = sp_now()};
     double t0 = sw.t0, last_draw = 0, last_log = t0;
     size_t next = 0, running = 0;
-    int rc = 0, threaded_running = 0;
+    int rc = 0, cores = 0; /* BLAS threads of the running jobs */
     while ((next < n_jobs || running > 0) && !interrupted) {
         while (running < (size_t)jobs_max && next < n_jobs && !interrupted) {
-            /* a threaded run takes the machine: start it when nothing else
-             * runs, and start nothing beside it */
-            if ((jobs[next].threads > 1 && running > 0) || threaded_running)
+            if (cores + jobs[next].threads > jobs_max && running > 0)
                 break;
             if (spawn(ex, &jobs[next], out, err) != 0) {
                 rc = -1;
                 break;
             }
-            threaded_running = jobs[next].threads > 1;
+            cores += jobs[next].threads;
             next++;
             running++;
         }
@@ -1515,8 +1517,7 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
             int status = 0;
             waitpid(jb->pid, &status, 0);
             running--;
-            if (jb->threads > 1)
-                threaded_running = 0;
+            cores -= jb->threads;
             sw.work_done += jb->cost;
             int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && jb->reported == jb->n;
             jb->state = ok ? 2 : 3;

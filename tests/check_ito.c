@@ -507,54 +507,74 @@ START_TEST(test_results_csv_quotes)
 }
 END_TEST
 
-/* A run with large GEMMs (B m d >= SP_THREADED_GEMM: m = 4096, d = 256,
- * batch 256) runs alone with -j BLAS threads; its numbers equal those of
- * the same run with one thread (-j 1). */
+/* The numbers of one sweep's runs, keyed: the metrics of run `key`. */
+static const sp_run_record *find_run(const sp_run_list *l, const char *key)
+{
+    for (size_t q = 0; q < l->n; q++)
+        if (!strcmp(l->runs[q].key, key))
+            return &l->runs[q];
+    return NULL;
+}
+
+static void load_runs(const char *out, sp_run_list *l)
+{
+    char db[600];
+    sp_err e;
+    snprintf(db, sizeof db, "%s/results.db", out);
+    sp_store *st = sp_store_open(db, &e);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(sp_store_list(st, l, &e), 0);
+    sp_store_close(st);
+}
+
+/* BLAS threads go to a large training (B m d >= SP_THREADED_GEMM: m =
+ * 4096, d = 256, batch 256) only when the sweep has fewer jobs than
+ * workers: with two runs and -j 2 each has one thread, a lone large run
+ * gets both cores. Its numbers are the same every way (they must not
+ * depend on the schedule). */
 START_TEST(test_large_runs_threaded)
 {
-    char tmp[256], ini[512], out1[512], out2[512], cmd[2048], line[2048];
+    char tmp[256], ini1[512], ini2[512], out[3][512], cmd[2048], line[2048];
     ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
-    snprintf(ini, sizeof ini, "%s/thr.ini", tmp);
-    snprintf(out1, sizeof out1, "%s/o1", tmp);
-    snprintf(out2, sizeof out2, "%s/o2", tmp);
-    write_text(ini, "[experiment]\nname = thr\n[data]\nd = 256\nn = 512\n"
-                    "[train]\nbatch = 256\nsteps = 8\ncoef_scale = dict\n"
-                    "[metrics]\neval_samples = 256\n[sweep]\nmodel.ratio = 0.5, 8\n");
-    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1",
-             SP_SOURCE_DIR "/build/superpose", ini, out2);
-    ck_assert_int_eq(sp_test_count_lines(cmd, "1 large trainings run alone with 2 BLAS threads",
-                                      line, sizeof line), 1);
-    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 1 2>&1",
-             SP_SOURCE_DIR "/build/superpose", ini, out1);
-    ck_assert_int_eq(sp_test_count_lines(cmd, "large trainings", NULL, 0), 0);
-    sp_run_list a = {0}, b = {0};
-    sp_err e;
-    char db[600];
-    snprintf(db, sizeof db, "%s/results.db", out1);
-    sp_store *st = sp_store_open(db, &e);
-    ck_assert_int_eq(sp_store_list(st, &a, &e), 0);
-    sp_store_close(st);
-    snprintf(db, sizeof db, "%s/results.db", out2);
-    st = sp_store_open(db, &e);
-    ck_assert_int_eq(sp_store_list(st, &b, &e), 0);
-    sp_store_close(st);
-    ck_assert_uint_eq(a.n, 2);
-    ck_assert_uint_eq(b.n, 2);
-    for (size_t r = 0; r < 2; r++) {
-        const sp_run_record *rb = NULL;
-        for (size_t q = 0; q < 2; q++)
-            if (!strcmp(b.runs[q].key, a.runs[r].key))
-                rb = &b.runs[q];
-        ck_assert_ptr_nonnull(rb);
+    snprintf(ini1, sizeof ini1, "%s/one.ini", tmp);
+    snprintf(ini2, sizeof ini2, "%s/two.ini", tmp);
+    for (int k = 0; k < 3; k++)
+        snprintf(out[k], sizeof out[k], "%s/o%d", tmp, k);
+    const char *body = "[experiment]\nname = thr\n[data]\nd = 256\nn = 512\n"
+                       "[train]\nbatch = 256\nsteps = 8\ncoef_scale = dict\n"
+                       "[metrics]\neval_samples = 256\n[sweep]\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%smodel.ratio = 8\n", body);
+    write_text(ini1, text);
+    snprintf(text, sizeof text, "%smodel.ratio = 0.5, 8\n", body);
+    write_text(ini2, text);
+    const char *bin = SP_SOURCE_DIR "/build/superpose";
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1", bin, ini1, out[0]);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "1 large training with 2 BLAS threads each",
+                                         line, sizeof line), 1);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 1 2>&1", bin, ini1, out[1]);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "BLAS threads", NULL, 0), 0);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 2>&1", bin, ini2, out[2]);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "BLAS threads", NULL, 0), 0);
+    sp_run_list l[3] = {{0}};
+    for (int k = 0; k < 3; k++)
+        load_runs(out[k], &l[k]);
+    ck_assert_uint_eq(l[0].n, 1);
+    ck_assert_uint_eq(l[1].n, 1);
+    ck_assert_uint_eq(l[2].n, 2);
+    const sp_run_record *r[3] = {&l[0].runs[0], find_run(&l[1], l[0].runs[0].key),
+                                 find_run(&l[2], l[0].runs[0].key)};
+    ck_assert_ptr_nonnull(r[1]);
+    ck_assert_ptr_nonnull(r[2]);
+    for (int k = 1; k < 3; k++)
         for (size_t i = 0; i < sp_n_run_metrics; i++) {
             const char *mname = sp_run_metric_names[i];
-            double x = sp_run_metric(&a.runs[r], mname), y = sp_run_metric(rb, mname);
+            double x = sp_run_metric(r[0], mname), y = sp_run_metric(r[k], mname);
             if (strcmp(mname, "wall_s"))
                 ck_assert_msg((isnan(x) && isnan(y)) || x == y, "%s: %.17g vs %.17g", mname, x, y);
         }
-    }
-    sp_run_list_free(&a);
-    sp_run_list_free(&b);
+    for (int k = 0; k < 3; k++)
+        sp_run_list_free(&l[k]);
 }
 END_TEST
 
