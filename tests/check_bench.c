@@ -61,7 +61,8 @@ static void tiny_cfg(sp_run_cfg *cfg)
 /* d = 4, m = 6, B = 2, k_aux = 2, relu L1, Adam, sparse kernels, by hand:
  *   params  W_e 24 + b_e 6 + W_d 24 = 54 floats           = 216
  *   grads   the same                                        = 216
- *   optim   2 x 54 + 1 floats                               = 436
+ *   optim   2 x 54 + 1 floats = 436; idle rows of W_e, W_d
+ *           (no weight decay) 2 x 6 long = 96                = 532
  *   batch   xc 8, sacc 8, r 8, p 12, f 12, df 12, scratch 12
  *           floats = 288; aux_idx 4 size_t = 32, aux_val 4 floats
  *           = 16, aux_n 2 size_t = 16; cidx 12 unsigned = 48, cval
@@ -78,13 +79,17 @@ START_TEST(test_bytes_by_hand)
     ck_assert_int_eq(sae_count_bytes(&cfg, &b), 0);
     ck_assert_uint_eq(b.params, 216);
     ck_assert_uint_eq(b.grads, 216);
-    ck_assert_uint_eq(b.optim, 436);
+    ck_assert_uint_eq(b.optim, 532);
     ck_assert_uint_eq(b.batch, 488);
     ck_assert_uint_eq(b.other, 262);
     /* b_d: 4 more floats in each of params, grads and both moments */
     cfg.model.pre_bias = 1;
     ck_assert_int_eq(sae_count_bytes(&cfg, &b), 0);
     ck_assert_uint_eq(b.params, 232);
+    ck_assert_uint_eq(b.optim, 564);
+    /* weight decay: no idle rows */
+    cfg.optim.weight_decay = 0.01;
+    ck_assert_int_eq(sae_count_bytes(&cfg, &b), 0);
     ck_assert_uint_eq(b.optim, 468);
     /* decoder norms in the penalty: no sparse kernels, no cidx, cval,
      * cptr, aux_dp, dirty */

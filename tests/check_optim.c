@@ -623,6 +623,58 @@ START_TEST(test_adam_moments_flush)
 }
 END_TEST
 
+/* Idle rows: two Adam optimizers over the same unit-norm rows, one told by
+ * its row mask which rows have a gradient (it skips the idle ones and
+ * catches their v up later), one not (it updates every row every step).
+ * Rows 3-5 stop getting gradients at step 50, their m reaches 0 near step
+ * 690, row 4's moments are partly reset at step 900, rows 3 and 5 fire
+ * again from step 1200. w, m and v must be the same bits throughout. */
+START_TEST(test_idle_rows_same_bits)
+{
+    enum { R = 6, C = 37, N = R * C };
+    float w[2][N], g[2][N];
+    unsigned char live[R];
+    sp_rowmask mask = {live, 1};
+    sp_optim *o[2];
+    sp_param p[2];
+    for (int q = 0; q < 2; q++) {
+        for (int i = 0; i < N; i++)
+            w[q][i] = sinf(0.37f * (float)i) + 0.01f;
+        p[q] = param("W", w[q], g[q], R, C, 0);
+        p[q].unit_rows = 1;
+        p[q].live = q == 0 ? &mask : NULL;
+        sp_optim_cfg c = adam_cfg(1e-2);
+        o[q] = sp_optim_alloc(&c, &p[q], 1, 2000);
+    }
+    for (long t = 1; t <= 1400; t++) {
+        for (int r = 0; r < R; r++)
+            live[r] = r < 3 || t <= 50 || (t > 1200 && r != 4);
+        for (int q = 0; q < 2; q++)
+            for (int i = 0; i < N; i++)
+                g[q][i] = live[i / C] ? cosf(0.1f * (float)(t * 7 + i)) : (q ? 0.0f : NAN);
+        if (t == 900)
+            for (int q = 0; q < 2; q++)
+                sp_optim_reset(o[q], 0, 4 * C + 5, 10);
+        for (int q = 0; q < 2; q++)
+            sp_optim_step(o[q]);
+        ck_assert_msg(memcmp(w[0], w[1], sizeof w[0]) == 0, "step %ld: w differs", t);
+        if (t == 1200)
+            ck_assert_uint_eq(sp_optim_idle_rows(o[0], 0), 3);
+    }
+    ck_assert_uint_eq(sp_optim_idle_rows(o[0], 0), 1);
+    /* without a mask, row 4 is marked idle after each update but never skipped */
+    ck_assert_uint_eq(sp_optim_idle_rows(o[1], 0), 1);
+    for (int k = 0; k < 2; k++)
+        ck_assert(memcmp(sp_optim_moment(o[0], 0, k), sp_optim_moment(o[1], 0, k),
+                         N * sizeof(float)) == 0);
+    /* row 4's v is still decaying (not yet 0) and its m is 0 */
+    const float *v = sp_optim_moment(o[0], 0, 1), *m = sp_optim_moment(o[0], 0, 0);
+    ck_assert(v[4 * C] > 0 && m[4 * C] == 0);
+    sp_optim_free(o[0]);
+    sp_optim_free(o[1]);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- reset */
 
 /* SGD, momentum 0.9, lr 0.1, g = 1 everywhere: after two steps v = 1.9;
@@ -923,6 +975,7 @@ Suite *make_optim_suite(void)
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_row_mask_same_bits);
     tcase_add_test(tc, test_adam_moments_flush);
+    tcase_add_test(tc, test_idle_rows_same_bits);
     tcase_add_test(tc, test_reset_sgd);
     tcase_add_test(tc, test_check);
     suite_add_tcase(s, tc);

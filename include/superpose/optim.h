@@ -85,7 +85,10 @@ double sp_optim_step(sp_optim *o);
 void sp_optim_reset(sp_optim *o, size_t p, size_t start, size_t len);
 /* The first (second = 0) or second moment of parameter p (Adam; the
  * momentum of SGD and Muon is the first), or NULL: for inspection. */
-const float *sp_optim_moment(const sp_optim *o, size_t p, int second);
+const float *sp_optim_moment(sp_optim *o, size_t p, int second);
+/* Rows of parameter p that Adam skips while the row mask rules them out
+ * (m = 0 after their last update; optim.c "Idle rows"): for inspection. */
+size_t sp_optim_idle_rows(const sp_optim *o, size_t p);
 /* Learning rate of the next step (after warm-up and decay). */
 double sp_optim_lr(const sp_optim *o);
 

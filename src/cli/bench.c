@@ -349,7 +349,9 @@ static void machine_describe(bench_machine *mc)
  * prefix (no Matryoshka, MLP or Muon), in bytes:
  *   params  W_e (m, d), b_e (m), W_d (m, d), b_d (d, with pre_bias): floats
  *   grads   the same again (gW_e, gb_e, gW_d, gb_d)
- *   optim   Adam: two moments per parameter entry (one calloc; +1 float)
+ *   optim   Adam: two moments per parameter entry (one calloc; +1 float);
+ *           without weight decay, a step count per row of W_e and W_d
+ *           (m long each: idle rows, src/optim.c)
  *   batch   the workspaces of max_batch B rows:
  *             xc, sacc, r[0] (B, d) floats;
  *             p, f, df (B, m) floats, scratch max(B m, d, m) floats;
@@ -382,7 +384,8 @@ static int sae_count_bytes(const sp_run_cfg *cfg, sae_bytes *out)
     size_t n_par = 2 * m * d + m + (mc->pre_bias ? d : 0);
     out->params = n_par * sizeof(float);
     out->grads = n_par * sizeof(float);
-    out->optim = (2 * n_par + 1) * sizeof(float);
+    out->optim = (2 * n_par + 1) * sizeof(float) +
+                 (cfg->optim.weight_decay > 0 ? 0 : 2 * m * sizeof(long));
     size_t scratch = B * m > d ? B * m : d;
     scratch = scratch > m ? scratch : m;
     out->batch = (3 * B * d + 3 * B * m + scratch + B * k_aux) * sizeof(float) +
