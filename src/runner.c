@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <gsl/gsl_cblas.h>
 #include <gsl/gsl_rng.h>
 
 #include "superpose/ensemble.h"
@@ -1172,34 +1173,74 @@ fail:
 /* ---- the sweep's estimated total ------------------------------------- */
 
 /* Times of a pilot run's training progress reports (its own steps only). */
+#define PILOT_MARKS 4096
 typedef struct {
     long steps;
-    double t0, t_mid, t_end;
-    long s_mid;
+    double t0;
+    size_t n;
+    long step[PILOT_MARKS];
+    double t[PILOT_MARKS];
 } pilot_clock;
 
 static void pilot_progress(void *user, long step, long steps, double loss)
 {
     pilot_clock *c = user;
     (void)loss;
-    if (steps != c->steps)
+    if (steps != c->steps || c->n == PILOT_MARKS)
         return; /* the generator's own progress (the toy model's training) */
-    double now = sp_now() - c->t0;
-    if (c->s_mid == 0 || step <= 3 * c->steps / 4)
-        c->s_mid = step, c->t_mid = now;
-    if (step == steps)
-        c->t_end = now;
+    c->step[c->n] = step;
+    c->t[c->n++] = sp_now() - c->t0;
 }
 
+/* Seconds at step s, interpolated between the reports (0 at step 0). */
+static double clock_at(const pilot_clock *c, double s)
+{
+    double s0 = 0, t0 = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        if ((double)c->step[k] >= s) {
+            double ds = (double)c->step[k] - s0;
+            return ds > 0 ? t0 + (c->t[k] - t0) * (s - s0) / ds : c->t[k];
+        }
+        s0 = (double)c->step[k], t0 = c->t[k];
+    }
+    return t0;
+}
+
+#define PILOT_WINDOWS 8
 typedef struct {
     char key[17];     /* ensemble key */
     int threads;
     double train;     /* seconds of the pilot's training (generator included) */
     long steps;       /* its steps */
-    double rate;      /* seconds per step over its last quarter */
+    double rate[PILOT_WINDOWS]; /* seconds per step in each eighth of them */
+    double floor;     /* seconds of the encoder GEMM (B m d, every member) */
     double eval;      /* seconds of its scoring, per training */
     size_t n;         /* trainings (ensemble members) */
 } pilot;
+
+/* Seconds of an sgemm of (B x d) by (d x m), the least a training step of
+ * B samples, d dimensions and m latents does, timed with the BLAS threads
+ * in force (best of three after a warm-up). */
+static double gemm_seconds(size_t B, size_t m, size_t d)
+{
+    float *a = calloc(B * d, sizeof *a), *w = calloc(m * d, sizeof *w),
+          *c = calloc(B * m, sizeof *c);
+    double best = 0;
+    if (a && w && c) {
+        best = INFINITY;
+        for (int r = 0; r < 4; r++) {
+            double t0 = sp_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)m, (int)d, 1.0f, a,
+                        (int)d, w, (int)d, 0.0f, c, (int)m);
+            double t = sp_now() - t0;
+            best = r > 0 && t < best ? t : best; /* the first warms up */
+        }
+    }
+    free(a);
+    free(w);
+    free(c);
+    return isfinite(best) ? best : 0;
+}
 
 /* Runs a short copy of the trainings cfg[0..n) as the job will (alone, or
  * as one ensemble): their first steps, then their scoring (solve at its
@@ -1210,19 +1251,17 @@ static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_
     const sp_run_cfg **ptr = malloc(n * sizeof *ptr);
     size_t *start = malloc((n + 1) * sizeof *start);
     sp_run_result *res = calloc(n, sizeof *res);
+    pilot_clock *clk = calloc(1, sizeof *clk);
     int rc = -1;
-    if (!c || !ptr || !start || !res) {
+    if (!c || !ptr || !start || !res || !clk) {
         sp_err_set(err, "out of memory");
         goto out;
     }
     sp_run_cfg defaults;
     sp_config_defaults(&defaults);
-    /* 1/10 of the training, at most 2000 steps, at least 10; the rate is
-     * taken over the last quarter, when an L1 SAE's codes have mostly
-     * become sparse (at d = 256, ratio 4, L1 at its Goldilocks value, L0
-     * falls from 520 to 105 by step 200, 35 by step 400, 10 by step 2000;
-     * at ratio 16 and a low L1 the codes were still dense at step 400,
-     * and pilots of 400 steps put a 20,000-step sweep at 2.4x its time) */
+    /* 1/10 of the training, at most 2000 steps, at least 10 (at d = 256,
+     * ratio 4, L1 at its Goldilocks value, L0 falls from 520 to 105 by
+     * step 200, 35 by step 400, 10 by step 2000) */
     long P = cfg->steps / 10 < 2000 ? cfg->steps / 10 : 2000;
     P = P > 10 ? P : 10;
     P = P < cfg->steps ? P : cfg->steps;
@@ -1234,30 +1273,71 @@ static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_
         start[t] = t;
     }
     start[n] = n;
-    pilot_clock clk = {.steps = P, .t0 = sp_now()};
+    clk->steps = P;
+    clk->t0 = sp_now();
     openblas_set_num_threads(threads);
-    rc = sp_run_train_ensemble(ptr, start, n, NULL, pilot_progress, &clk, res, err);
+    rc = sp_run_train_ensemble(ptr, start, n, NULL, pilot_progress, clk, res, err);
+    double total = sp_now() - clk->t0;
+    if (rc == 0)
+        p->floor = (double)n * gemm_seconds((size_t)cfg->batch, sp_config_latents(cfg),
+                                            (size_t)cfg->data.d);
     openblas_set_num_threads(1);
     if (rc != 0)
         goto out;
-    double total = sp_now() - clk.t0;
-    if (clk.t_end <= 0) /* no training (train.learner = none) */
-        clk.t_end = clk.t_mid = total, clk.s_mid = 0;
-    p->train = clk.t_end;
     p->steps = P;
-    p->rate = P > clk.s_mid ? (clk.t_end - clk.t_mid) / (double)(P - clk.s_mid)
-                            : clk.t_end / (double)(P > 0 ? P : 1);
-    p->eval = (total - clk.t_end) / (double)n;
+    p->train = clk->n ? clk->t[clk->n - 1] : total;
+    for (int w = 0; w < PILOT_WINDOWS; w++) {
+        double s0 = (double)P * w / PILOT_WINDOWS, s1 = (double)P * (w + 1) / PILOT_WINDOWS;
+        p->rate[w] = clk->n ? (clock_at(clk, s1) - clock_at(clk, s0)) / (s1 - s0)
+                            : total / (double)P;
+    }
+    if (!clk->n) /* no training (train.learner = none) */
+        p->floor = 0;
+    p->eval = (total - p->train) / (double)n;
     p->threads = threads;
     p->n = n;
 out:
     for (size_t t = 0; res && t < n; t++)
         sp_run_result_free(&res[t]);
+    free(clk);
     free(res);
     free(start);
     free(ptr);
     free(c);
     return rc;
+}
+
+double sp_pilot_rest(const double *rate, int n_windows, long P, double floor, long S)
+{
+    const double f = floor;
+    if (S <= P || P <= 0 || n_windows < 1)
+        return 0;
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, k = 0, r_end = 0;
+    const int w0 = n_windows / 2;
+    for (int w = w0; w < n_windows; w++) {
+        double r = rate[w], x = log((w + 0.5) / n_windows);
+        r_end += r / (n_windows - w0);
+        if (!(r > f) || !isfinite(r))
+            continue;
+        double y = log(r - f);
+        sx += x, sy += y, sxx += x * x, sxy += x * y, k++;
+    }
+    double a = 0;
+    if (k >= 3 && k * sxx - sx * sx > 0)
+        a = -(k * sxy - sx * sy) / (k * sxx - sx * sx);
+    const double rest = (double)(S - P);
+    if (!(a > 0)) /* flat or rising: the rate of the second half */
+        return r_end * rest;
+    a = a > 2 ? 2 : a;
+    /* the fitted r - f at s = P, with slope -a through the points' mean */
+    const double c = exp((sy + a * sx) / k), u = (double)S / (double)P;
+    double tail = fabs(1 - a) < 1e-9 ? log(u) : (pow(u, 1 - a) - 1) / (1 - a);
+    return f * rest + c * (double)P * tail;
+}
+
+static double pilot_rest(const pilot *p, long S)
+{
+    return sp_pilot_rest(p->rate, PILOT_WINDOWS, p->steps, p->floor, S);
 }
 
 /* 1 if job `other` has the shape of job jb, whose ensemble key is `key`:
@@ -1279,47 +1359,140 @@ static int same_shape(const sp_experiment *ex, const job *other, const job *jb, 
 /* The pilots of one job shape and where they sit in its list. */
 typedef struct {
     pilot two[2];
+    size_t job[2];    /* the jobs they copy */
     double pos[2];    /* their positions in the shape's list */
     size_t n_two;
     size_t seen;      /* jobs of this shape costed so far */
 } shape_est;
 
+/* The run configurations of job jb's trainings (tc: n_train). 0 or -1. */
+static int job_cfgs(const sp_experiment *ex, const job *jb, sp_run_cfg *tc, sp_err *err)
+{
+    for (size_t tr = 0; tr < jb->n_train; tr++)
+        if (sp_experiment_run_cfg(ex, jb->index[jb->start[tr]], &tc[tr], NULL, err) != 0)
+            return -1;
+    return 0;
+}
+
+/* Runs the pilots of jobs[want[i]] into out[i], i < n, in forked children,
+ * as many at a time as the sweep will run jobs (workers / BLAS threads),
+ * so that they share the machine as the jobs will. 0 or -1. */
+static int run_pilots(const sp_experiment *ex, const job *jobs, const size_t *want, size_t n,
+                      int workers, pilot *out, sp_err *err)
+{
+    size_t next = 0;
+    while (next < n) {
+        int par = workers / (jobs[want[next]].threads > 0 ? jobs[want[next]].threads : 1);
+        par = par < 1 ? 1 : par;
+        pid_t pid[64];
+        int fd[64];
+        size_t at[64], k = 0;
+        for (; k < (size_t)par && k < 64 && next < n; k++, next++) {
+            int pfd[2];
+            if (pipe(pfd) != 0)
+                return sp_err_set(err, "pipe: %s", strerror(errno));
+            fflush(NULL);
+            pid[k] = fork();
+            if (pid[k] < 0)
+                return sp_err_set(err, "fork: %s", strerror(errno));
+            if (pid[k] == 0) {
+                close(pfd[0]);
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                const job *jb = &jobs[want[next]];
+                sp_run_cfg *tc = malloc(jb->n_train * sizeof *tc);
+                pilot pl = {0};
+                sp_err e;
+                int ok = tc && job_cfgs(ex, jb, tc, &e) == 0 &&
+                         run_pilot(tc, jb->n_train, jb->threads, &pl, &e) == 0;
+                char buf[sizeof pl + sizeof e.msg];
+                size_t len;
+                if (ok) {
+                    buf[0] = 1;
+                    memcpy(buf + 1, &pl, sizeof pl);
+                    len = 1 + sizeof pl;
+                } else {
+                    buf[0] = 0;
+                    len = 1 + (size_t)snprintf(buf + 1, sizeof buf - 1, "%s",
+                                               tc ? e.msg : "out of memory");
+                }
+                for (size_t o = 0; o < len;) {
+                    ssize_t w = write(pfd[1], buf + o, len - o);
+                    if (w <= 0)
+                        break;
+                    o += (size_t)w;
+                }
+                _exit(0);
+            }
+            close(pfd[1]);
+            fd[k] = pfd[0];
+            at[k] = next;
+        }
+        int rc = 0;
+        for (size_t q = 0; q < k; q++) {
+            char buf[sizeof(pilot) + sizeof err->msg + 1];
+            size_t len = 0;
+            ssize_t r;
+            while (len < sizeof buf && (r = read(fd[q], buf + len, sizeof buf - len)) != 0) {
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r < 0)
+                    break;
+                len += (size_t)r;
+            }
+            close(fd[q]);
+            waitpid(pid[q], NULL, 0);
+            if (rc)
+                continue;
+            if (len == 1 + sizeof(pilot) && buf[0] == 1)
+                memcpy(&out[at[q]], buf + 1, sizeof(pilot));
+            else
+                rc = sp_err_set(err, "pilot run: %.*s", (int)(len > 1 ? len - 1 : 0),
+                                len > 1 ? buf + 1 : "worker failed");
+        }
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
 /* Seconds the sweep's jobs should take: each distinct shape (ensemble
  * key, BLAS threads) is timed by two pilot runs, of the jobs at 1/4 and
  * 3/4 of its list (their first steps and their scoring; an ensemble as an
- * ensemble of its size). A job costs a pilot's training plus its
- * remaining steps at the pilot's rate over its last quarter, and each run
- * its scoring (times the method's factor of eval_cost); the pilot numbers
- * are interpolated linearly by the job's position in its shape's list
- * between the two pilots, and held beyond them (the list follows the
- * sweep's order, e.g. L1 from low to high, whose low end stays dense
- * longer: averaging the two pilots underestimated a ratio-16 sweep by a
- * third). The schedule of sp_sweep_run (largest first, -j workers,
- * threaded jobs alone) is then simulated. */
+ * ensemble of its size), run side by side as the jobs will be. A pilot
+ * predicts a job's training as its own time plus the rest of the steps on
+ * the curve fitted to its rates (pilot_rest), and each run's scoring (times
+ * the method's factor of eval_cost). Each job takes the two predictions
+ * interpolated linearly by its position in its shape's list, and held
+ * beyond them (the list follows the sweep's order, e.g. L1 from low to
+ * high, whose low end stays dense longer). The schedule of sp_sweep_run
+ * (largest first, -j workers) is then simulated. */
 static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int workers,
                           double *total, double *pilot_s, size_t *n_pilots, sp_err *err)
 {
     double t0 = sp_now();
     shape_est *pl = calloc(n_jobs ? n_jobs : 1, sizeof *pl);
+    size_t *shape = calloc(n_jobs ? n_jobs : 1, sizeof *shape);
+    size_t *want = calloc(2 * n_jobs + 1, sizeof *want);
+    pilot *got = calloc(2 * n_jobs + 1, sizeof *got);
     double *free_at = calloc((size_t)workers, sizeof *free_at);
-    size_t np = 0;
+    sp_run_cfg *tc = NULL;
+    size_t np = 0, nw = 0, max_train = 1;
     int rc = -1;
-    if (!pl || !free_at) {
+    if (!pl || !shape || !want || !got || !free_at) {
         sp_err_set(err, "out of memory");
         goto out;
     }
+    for (size_t j = 0; j < n_jobs; j++)
+        max_train = jobs[j].n_train > max_train ? jobs[j].n_train : max_train;
+    if (!(tc = malloc(max_train * sizeof *tc))) {
+        sp_err_set(err, "out of memory");
+        goto out;
+    }
+    /* the shapes, and the jobs their pilots copy */
     for (size_t j = 0; j < n_jobs; j++) {
         job *jb = &jobs[j];
-        sp_run_cfg *tc = malloc(jb->n_train * sizeof *tc);
-        if (!tc) {
-            sp_err_set(err, "out of memory");
+        if (job_cfgs(ex, jb, tc, err) != 0)
             goto out;
-        }
-        for (size_t tr = 0; tr < jb->n_train; tr++)
-            if (sp_experiment_run_cfg(ex, jb->index[jb->start[tr]], &tc[tr], NULL, err) != 0) {
-                free(tc);
-                goto out;
-            }
         char key[17];
         sp_config_ensemble_key(&tc[0], key);
         size_t q;
@@ -1328,37 +1501,44 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
                                pl[q].two[0].n != jb->n_train);
              q++)
             ;
-        if (q == np) {
-            /* two pilots, the jobs at 1/4 and 3/4 of this shape's list (for
-             * an L1 sweep, a low and a high coefficient: low ones stay
-             * dense longer, high ones turn sparse sooner) */
-            size_t same = 0, k;
+        shape[j] = q;
+        if (q < np)
+            continue;
+        /* two pilots, the jobs at 1/4 and 3/4 of this shape's list (for an
+         * L1 sweep, a low and a high coefficient) */
+        size_t same = 0, k;
+        for (k = j; k < n_jobs; k++)
+            same += same_shape(ex, &jobs[k], jb, key);
+        shape_est *se = &pl[np++];
+        se->n_two = same > 1 ? 2 : 1;
+        for (size_t h = 0; h < se->n_two; h++) {
+            size_t at = se->n_two == 1 ? 0 : (same * (1 + 2 * h)) / 4, seen = 0;
+            se->pos[h] = (double)at;
             for (k = j; k < n_jobs; k++)
-                same += same_shape(ex, &jobs[k], jb, key);
-            shape_est *se = &pl[np];
-            se->n_two = same > 1 ? 2 : 1;
-            for (size_t h = 0; h < se->n_two; h++) {
-                size_t want = se->n_two == 1 ? 0 : (same * (1 + 2 * h)) / 4, seen = 0;
-                se->pos[h] = (double)want;
-                for (k = j; k < n_jobs; k++)
-                    if (same_shape(ex, &jobs[k], jb, key) && seen++ == want)
-                        break;
-                for (size_t tr = 0; tr < jb->n_train && k < n_jobs; tr++)
-                    if (sp_experiment_run_cfg(ex, jobs[k].index[jobs[k].start[tr]], &tc[tr],
-                                              NULL, err) != 0) {
-                        free(tc);
-                        goto out;
-                    }
-                if (run_pilot(tc, jb->n_train, jb->threads, &se->two[h], err) != 0) {
-                    free(tc);
-                    goto out;
-                }
-                memcpy(se->two[h].key, key, sizeof key);
-            }
-            np++;
+                if (same_shape(ex, &jobs[k], jb, key) && seen++ == at)
+                    break;
+            se->job[h] = k < n_jobs ? k : j;
+            want[nw++] = se->job[h];
+            memcpy(se->two[h].key, key, sizeof key);
+            se->two[h].threads = jb->threads;
+            se->two[h].n = jb->n_train;
         }
-        /* this job's pilot numbers: interpolated by its position */
-        shape_est *se = &pl[q];
+    }
+    if (run_pilots(ex, jobs, want, nw, workers, got, err) != 0)
+        goto out;
+    for (size_t q = 0, w = 0; q < np; q++)
+        for (size_t h = 0; h < pl[q].n_two; h++, w++) {
+            char key[17];
+            memcpy(key, pl[q].two[h].key, sizeof key);
+            pl[q].two[h] = got[w];
+            memcpy(pl[q].two[h].key, key, sizeof key);
+        }
+    for (size_t j = 0; j < n_jobs; j++) {
+        job *jb = &jobs[j];
+        if (job_cfgs(ex, jb, tc, err) != 0)
+            goto out;
+        /* this job's prediction: the two pilots' interpolated by its position */
+        shape_est *se = &pl[shape[j]];
         double wt = 0;
         if (se->n_two == 2 && se->pos[1] > se->pos[0]) {
             wt = ((double)se->seen - se->pos[0]) / (se->pos[1] - se->pos[0]);
@@ -1366,25 +1546,21 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
         }
         se->seen++;
         const pilot *a = &se->two[0], *b = &se->two[se->n_two - 1];
-        pilot pj = *a;
-        pj.train = (1 - wt) * a->train + wt * b->train;
-        pj.rate = (1 - wt) * a->rate + wt * b->rate;
-        pj.eval = (1 - wt) * a->eval + wt * b->eval;
-        const pilot *p = &pj;
-        double t = p->train + (double)(tc[0].steps - p->steps) * p->rate +
-                   p->eval * (double)jb->n_train;
-        free(tc);
+        double ta = a->train + pilot_rest(a, tc[0].steps),
+               tb = b->train + pilot_rest(b, tc[0].steps);
+        double eval = (1 - wt) * a->eval + wt * b->eval;
+        double t = (1 - wt) * ta + wt * tb + eval * (double)jb->n_train;
         /* runs scored beyond each training's own scoring */
         for (size_t tr = 0; tr < jb->n_train; tr++)
             for (size_t r = jb->start[tr] + 1; r < jb->start[tr + 1]; r++) {
                 sp_run_cfg cfg;
                 if (sp_experiment_run_cfg(ex, jb->index[r], &cfg, NULL, err) != 0)
                     goto out;
-                t += p->eval * eval_cost(&cfg) /
+                t += eval * eval_cost(&cfg) /
                      (2.0 * (double)sp_config_latents(&cfg) * cfg.data.d *
                       (double)cfg.eval_samples);
             }
-        /* the runner's schedule */
+        /* the runner's schedule: the next job on the first free worker */
         size_t w = 0;
         for (size_t k = 0; k < (size_t)workers; k++)
             if (free_at[k] < free_at[w])
@@ -1398,7 +1574,11 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
     *n_pilots = np;
     rc = 0;
 out:
+    free(tc);
     free(free_at);
+    free(got);
+    free(want);
+    free(shape);
     free(pl);
     return rc;
 }
@@ -1451,7 +1631,7 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     double estimate = NAN;
     /* pilots only for sweeps of more than a few minutes (the FLOP count at
      * 20 GFLOP/s a worker), where they cost a few per cent */
-    if (n_jobs > 0 && o->estimate && work_total / (2e10 * jobs_max) > 300) {
+    if (n_jobs > 0 && (o->estimate > 1 || (o->estimate && work_total / (2e10 * jobs_max) > 300))) {
         double pilot_s = 0;
         size_t n_pilots = 0;
         if (estimate_sweep(ex, jobs, n_jobs, jobs_max, &estimate, &pilot_s, &n_pilots, err) !=

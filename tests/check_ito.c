@@ -507,6 +507,36 @@ START_TEST(test_results_csv_quotes)
 }
 END_TEST
 
+/* --estimate runs the pilots even for a short sweep: side by side in
+ * forked children, two per shape (here: ensembles of L1 values at two
+ * ratios), then the estimate before the runs and the time against it
+ * after. */
+START_TEST(test_sweep_estimate_forced)
+{
+    char tmp[256], ini[512], out[512], cmd[2048], line[2048];
+    ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
+    snprintf(ini, sizeof ini, "%s/est.ini", tmp);
+    snprintf(out, sizeof out, "%s/o", tmp);
+    write_text(ini, "[experiment]\nname = est\n[data]\nd = 16\nn = 32\n"
+                    "[train]\nbatch = 32\nsteps = 300\ncoef_scale = dict\n"
+                    "[metrics]\neval_samples = 256\n"
+                    "[sweep]\ntrain.coef = 0.1, 1, 10\nmodel.ratio = 1, 2\n");
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --no-plot --estimate 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "estimated total: ", line, sizeof line), 1);
+    ck_assert_msg(strstr(line, "pilot runs of ") != NULL, "%s", line);
+    snprintf(out, sizeof out, "%s/o2", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --no-plot --estimate 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out);
+    ck_assert_int_eq(sp_test_count_lines(cmd, " s estimated (", NULL, 0), 1);
+    /* without --estimate, a sweep this short has no pilots */
+    snprintf(out, sizeof out, "%s/o3", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --no-plot 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "estimated", NULL, 0), 0);
+}
+END_TEST
+
 /* The numbers of one sweep's runs, keyed: the metrics of run `key`. */
 static const sp_run_record *find_run(const sp_run_list *l, const char *key)
 {
@@ -592,6 +622,7 @@ Suite *make_ito_suite(void)
     tcase_add_test(tc, test_node_override_errors);
     tcase_add_test(tc, test_results_csv_quotes);
     tcase_add_test(tc, test_large_runs_threaded);
+    tcase_add_test(tc, test_sweep_estimate_forced);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -357,6 +357,53 @@ START_TEST(test_run_sparse_equals_dense)
 }
 END_TEST
 
+/* sp_pilot_rest against closed forms. Window rates are the exact means of
+ * r(s) = f + c (s / P)^-a over each eighth of the pilot's P steps; the
+ * rest of a 20,000-step training after P = 2000 is then
+ *   f (S - P) + c P ((S / P)^(1 - a) - 1) / (1 - a)   (c P ln(S / P) at a = 1),
+ * by hand: f = 2 ms, c = 8 ms: 36 + 36.841 = 72.841 s at a = 1, 36 +
+ * 69.193 = 105.193 s at a = 0.5. The fit takes the windows' midpoints
+ * for their means, within 2% here. Flat rates, and rates that rise (a
+ * training still dense), hold the second half's mean. */
+static void power_windows(double f, double c, double a, long P, double *rate)
+{
+    for (int w = 0; w < 8; w++) {
+        double u0 = w / 8.0, u1 = (w + 1) / 8.0, mean;
+        if (w == 0) /* not used by the fit: any finite value */
+            mean = f + c * 8;
+        else if (fabs(a - 1) < 1e-12)
+            mean = f + c * log(u1 / u0) / (u1 - u0);
+        else
+            mean = f + c * (pow(u1, 1 - a) - pow(u0, 1 - a)) / ((1 - a) * (u1 - u0));
+        rate[w] = mean;
+    }
+    (void)P;
+}
+
+START_TEST(test_pilot_rest)
+{
+    double rate[8];
+    power_windows(0.002, 0.008, 1.0, 2000, rate);
+    ck_assert_double_eq_tol(sp_pilot_rest(rate, 8, 2000, 0.002, 20000), 72.841, 72.841 * 0.02);
+    power_windows(0.002, 0.008, 0.5, 2000, rate);
+    ck_assert_double_eq_tol(sp_pilot_rest(rate, 8, 2000, 0.002, 20000), 105.193, 105.193 * 0.02);
+    /* flat: 10 ms a step for 18,000 steps */
+    for (int w = 0; w < 8; w++)
+        rate[w] = 0.010;
+    ck_assert_double_eq_tol(sp_pilot_rest(rate, 8, 2000, 0.002, 20000), 180.0, 1e-9);
+    /* rising (second half 10, 11, 12, 13 ms): their mean, 11.5 ms */
+    for (int w = 0; w < 8; w++)
+        rate[w] = 0.010 + 0.001 * (w - 4);
+    ck_assert_double_eq_tol(sp_pilot_rest(rate, 8, 2000, 0.002, 20000), 18000 * 0.0115, 1e-9);
+    /* below the floor: no fit, the mean */
+    for (int w = 0; w < 8; w++)
+        rate[w] = 0.001 * (8 - w);
+    ck_assert_double_eq_tol(sp_pilot_rest(rate, 8, 2000, 0.005, 20000), 18000 * 0.0025, 1e-9);
+    /* nothing left */
+    ck_assert_double_eq(sp_pilot_rest(rate, 8, 2000, 0.002, 2000), 0);
+}
+END_TEST
+
 Suite *make_runner_suite(void)
 {
     Suite *s = suite_create("runner");
@@ -364,6 +411,7 @@ Suite *make_runner_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_run_deterministic_with_artifacts);
     tcase_add_test(tc, test_run_sparse_equals_dense);
+    tcase_add_test(tc, test_pilot_rest);
     tcase_add_test(tc, test_diverged_is_recorded);
     tcase_add_test(tc, test_curves_and_resampling);
     tcase_add_test(tc, test_learner_none_tree);

@@ -51,6 +51,7 @@ static const char *usage_run =
     "                      one encoder GEMM for several models; same numbers)\n"
     "      --no-estimate   skip the pilot runs that time each shape of the sweep\n"
     "                      and print its estimated total before it starts\n"
+    "      --estimate      run the pilots even for a sweep of a few minutes\n"
     "      --log           plain log lines even on a terminal\n";
 
 static const char *usage_train =
@@ -198,7 +199,7 @@ static int cmd_run(int argc, char **argv, int plot_only)
         {"out", required_argument, 0, 'o'},    {"no-plot", no_argument, 0, 'P'},
         {"log", no_argument, 0, 'L'},          {"help", no_argument, 0, 'h'},
         {"solo", no_argument, 0, 'S'},         {"no-estimate", no_argument, 0, 'E'},
-        {0, 0, 0, 0}};
+        {"estimate", no_argument, 0, 'e'},     {0, 0, 0, 0}};
     const char *preset = NULL, *out = NULL;
     int jobs = 1, plot = 1, log = 0, solo = 0, estimate = 1, c;
     optind = 1;
@@ -216,6 +217,7 @@ static int cmd_run(int argc, char **argv, int plot_only)
         case 'L': log = 1; break;
         case 'S': solo = 1; break;
         case 'E': estimate = 0; break;
+        case 'e': estimate = 2; break;
         case 'h': fputs(plot_only ? usage_plot : usage_run, stdout); return 0;
         default: fputs(plot_only ? usage_plot : usage_run, stderr); return 2;
         }
