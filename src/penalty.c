@@ -313,6 +313,29 @@ double sp_penalty_eval_rows(sp_penalty *P, const float *vals, const size_t *ptr,
     return scale * total;
 }
 
+double sp_penalty_eval_list(sp_penalty *P, const float *vals, const unsigned *idx,
+                            const size_t *ptr, size_t B, size_t m, float *dF, size_t ld)
+{
+    double total = sp_penalty_eval_rows(P, vals, ptr, B, m, NULL);
+    if (P->kind == K_L0 || P->kind == K_NONE || B == 0 || m == 0)
+        return total;
+    /* the scale eval_rows used (after any p-annealing rescale) */
+    double scale = sp_penalty_coef(P) / (double)B;
+    if (P->cfg.per_latent)
+        scale /= (double)m;
+    float tmp[64];
+    for (size_t b = 0; b < B; b++)
+        for (size_t e = ptr[b]; e < ptr[b + 1]; e += 64) {
+            size_t n = ptr[b + 1] - e < 64 ? ptr[b + 1] - e : 64;
+            memset(tmp, 0, n * sizeof *tmp);
+            row(P, vals + e, n, NULL, tmp, (float)scale, NULL, (float)P->p, P->epsp);
+            float *dr = dF + b * ld;
+            for (size_t q = 0; q < n; q++)
+                dr[idx[e + q]] += tmp[q];
+        }
+    return total;
+}
+
 /* Columns per block when dP/dn is accumulated (a stack array of doubles). */
 #define DBLOCK 256
 

@@ -911,6 +911,9 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
             }
         if (sparse)
             pen = sp_penalty_eval_rows(s->pen, s->cval, s->cptr, B, m, dpv);
+        else if (fused) /* the same bits, at the listed entries only */
+            pen = sp_penalty_eval_list(s->pen, s->cval, s->cidx, s->cptr, B, m, DF.matrix.data,
+                                       DF.matrix.tda);
         else
             pen = sp_penalty_eval(s->pen, F.matrix.data, B, m, F.matrix.tda,
                                   s->use_dnorm ? s->dnorm : NULL, DF.matrix.data,
@@ -941,6 +944,23 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
         }
         if (l0)
             pen = sc * (double)on;
+    } else if (fused && !sparse) {
+        /* dp = df at the listed entries, 0 between them, and db_e = sum_b dp
+         * over the listed entries in the same order as the dense pass below
+         * (the others would add +0, which leaves a sum that is never -0
+         * unchanged): one pass instead of two */
+        memset(s->gbe, 0, m * sizeof *s->gbe);
+        for (size_t b = 0; b < B; b++) {
+            float *dr = gsl_matrix_float_ptr(&DF.matrix, b, 0);
+            size_t next = 0;
+            for (size_t e = s->cptr[b]; e < s->cptr[b + 1]; e++) {
+                size_t i = s->cidx[e];
+                memset(dr + next, 0, (i - next) * sizeof *dr);
+                s->gbe[i] += dr[i];
+                next = i + 1;
+            }
+            memset(dr + next, 0, (m - next) * sizeof *dr);
+        }
     } else if (!sparse) { /* sparse: dp is kept at the active entries only */
         for (size_t b = 0; b < B; b++) {
             const float *fr = gsl_matrix_float_const_ptr(&F.matrix, b, 0);
@@ -960,7 +980,7 @@ static void fam_loss_and_grad(sp_learner *L, const gsl_matrix_float *x, sp_loss 
 
     /* encoder: db_e, dW_e (tied: into dW_d), du */
     gsl_matrix_float_view DX = rows(s->xc, B); /* dxc, once xc is no longer needed */
-    if (!sparse) {
+    if (!sparse && !fused) { /* fused: summed in the pass above */
         memset(s->gbe, 0, m * sizeof *s->gbe);
         for (size_t b = 0; b < B; b++) {
             const float *dr = gsl_matrix_float_const_ptr(&DF.matrix, b, 0);

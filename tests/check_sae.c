@@ -1808,13 +1808,17 @@ END_TEST
 /* relu lists its codes in one pass over the product (relu_list); when the
  * batch is too dense for the sparse kernels it rebuilds F from the list.
  * That step must equal the model.sparse = dense step bit for bit (the same
- * float additions, then the same GEMMs). */
+ * float additions, then the same GEMMs), for every penalty that can take
+ * it: its value summed over the list, its derivative added at the listed
+ * entries (sp_penalty_eval_list), and dp and db_e in one pass. */
 START_TEST(test_relu_list_dense_fallback)
 {
     const size_t d = 16, m = 96, B = 24;
-    for (int pre_bias = 0; pre_bias < 2; pre_bias++) {
+    const char *pens[5] = {"l1", "cauchy", "lp", "log", "panneal"};
+    for (int q = 0; q < 10; q++) {
+        int pre_bias = q % 2;
         sp_sae_cfg c = mk_cfg("relu", pre_bias);
-        sp_penalty_cfg pen = mk_pen("l1", 0.2);
+        sp_penalty_cfg pen = mk_pen(pens[q / 2], 0.2);
         c.sparse = SP_SPARSE_AUTO;
         sp_learner *La = make(&c, &pen, d, m, B, 100, 93);
         c.sparse = SP_SPARSE_DENSE;
@@ -1834,7 +1838,8 @@ START_TEST(test_relu_list_dense_fallback)
         for (size_t p = 0; p < La->n_params; p++)
             ck_assert_msg(!memcmp(La->params[p].g, Ld->params[p].g,
                                   La->params[p].n * sizeof(float)),
-                          "pre_bias %d: gradient of %s differs", pre_bias, La->params[p].name);
+                          "%s, pre_bias %d: gradient of %s differs", pens[q / 2], pre_bias,
+                          La->params[p].name);
         for (size_t i = 0; i < m; i++)
             ck_assert_uint_eq(La->fires[i], Ld->fires[i]);
         gsl_matrix_float_free(x);

@@ -78,5 +78,12 @@ double sp_penalty_eval(sp_penalty *P, const float *F, size_t B, size_t m, size_t
  * decoder norms. */
 double sp_penalty_eval_rows(sp_penalty *P, const float *vals, const size_t *ptr, size_t B,
                             size_t m, float *dvals);
+/* The same value, with dP/df added into a dense dF (B x m, row stride
+ * ld) at the listed entries only: row b's nonzeros are vals[ptr[b]..
+ * ptr[b+1]) at columns idx[..]. The entries it adds to get the bits eval
+ * would add (the others get nothing, where eval may add phi'(0), which a
+ * ReLU's mask then zeroes). Not for penalties that use decoder norms. */
+double sp_penalty_eval_list(sp_penalty *P, const float *vals, const unsigned *idx,
+                            const size_t *ptr, size_t B, size_t m, float *dF, size_t ld);
 
 #endif
