@@ -1356,12 +1356,17 @@ static int same_shape(const sp_experiment *ex, const job *other, const job *jb, 
     return strcmp(k, key) == 0;
 }
 
-/* The pilots of one job shape and where they sit in its list. */
+/* The pilots of one job shape and where they sit in its list: up to four,
+ * at 1/8, 3/8, 5/8 and 7/8 of it (an L1 sweep turns from trainings that
+ * stay dense to ones sparse within the pilot's steps somewhere along its
+ * list, and two pilots at 1/4 and 3/4 put the jobs between them at the
+ * mean of the two regimes, which neither is). */
+#define SHAPE_PILOTS 4
 typedef struct {
-    pilot two[2];
-    size_t job[2];    /* the jobs they copy */
-    double pos[2];    /* their positions in the shape's list */
-    size_t n_two;
+    pilot two[SHAPE_PILOTS];
+    size_t job[SHAPE_PILOTS];  /* the jobs they copy */
+    double pos[SHAPE_PILOTS];  /* their positions in the shape's list */
+    size_t n_two;              /* pilots */
     size_t seen;      /* jobs of this shape costed so far */
 } shape_est;
 
@@ -1456,15 +1461,17 @@ static int run_pilots(const sp_experiment *ex, const job *jobs, const size_t *wa
 }
 
 /* Seconds the sweep's jobs should take: each distinct shape (ensemble
- * key, BLAS threads) is timed by two pilot runs, of the jobs at 1/4 and
- * 3/4 of its list (their first steps and their scoring; an ensemble as an
- * ensemble of its size), run side by side as the jobs will be. A pilot
+ * key, BLAS threads) is timed by up to four pilot runs, of the jobs at
+ * 1/8, 3/8, 5/8 and 7/8 of its list (their first steps and their scoring;
+ * an ensemble as an ensemble of its size), run side by side as the jobs
+ * will be. A pilot
  * predicts a job's training as its own time plus the rest of the steps on
  * the curve fitted to its rates (pilot_rest), and each run's scoring (times
- * the method's factor of eval_cost). Each job takes the two predictions
- * interpolated linearly by its position in its shape's list, and held
- * beyond them (the list follows the sweep's order, e.g. L1 from low to
- * high, whose low end stays dense longer). The schedule of sp_sweep_run
+ * the method's factor of eval_cost). Each job takes the predictions of
+ * the pilots on either side interpolated linearly by its position in its
+ * shape's list, held beyond the first and last (the list follows the
+ * sweep's order, e.g. L1 from low to high, whose low end stays dense
+ * longer). The schedule of sp_sweep_run
  * (largest first, -j workers) is then simulated. */
 static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int workers,
                           double *total, double *pilot_s, size_t *n_pilots, sp_err *err)
@@ -1472,8 +1479,8 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
     double t0 = sp_now();
     shape_est *pl = calloc(n_jobs ? n_jobs : 1, sizeof *pl);
     size_t *shape = calloc(n_jobs ? n_jobs : 1, sizeof *shape);
-    size_t *want = calloc(2 * n_jobs + 1, sizeof *want);
-    pilot *got = calloc(2 * n_jobs + 1, sizeof *got);
+    size_t *want = calloc(SHAPE_PILOTS * n_jobs + 1, sizeof *want);
+    pilot *got = calloc(SHAPE_PILOTS * n_jobs + 1, sizeof *got);
     double *free_at = calloc((size_t)workers, sizeof *free_at);
     sp_run_cfg *tc = NULL;
     size_t np = 0, nw = 0, max_train = 1;
@@ -1504,15 +1511,13 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
         shape[j] = q;
         if (q < np)
             continue;
-        /* two pilots, the jobs at 1/4 and 3/4 of this shape's list (for an
-         * L1 sweep, a low and a high coefficient) */
         size_t same = 0, k;
         for (k = j; k < n_jobs; k++)
             same += same_shape(ex, &jobs[k], jb, key);
         shape_est *se = &pl[np++];
-        se->n_two = same > 1 ? 2 : 1;
+        se->n_two = same < SHAPE_PILOTS ? same : SHAPE_PILOTS;
         for (size_t h = 0; h < se->n_two; h++) {
-            size_t at = se->n_two == 1 ? 0 : (same * (1 + 2 * h)) / 4, seen = 0;
+            size_t at = (same * (1 + 2 * h)) / (2 * se->n_two), seen = 0;
             se->pos[h] = (double)at;
             for (k = j; k < n_jobs; k++)
                 if (same_shape(ex, &jobs[k], jb, key) && seen++ == at)
@@ -1537,15 +1542,19 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
         job *jb = &jobs[j];
         if (job_cfgs(ex, jb, tc, err) != 0)
             goto out;
-        /* this job's prediction: the two pilots' interpolated by its position */
+        /* this job's prediction: its neighbouring pilots' interpolated by
+         * its position */
         shape_est *se = &pl[shape[j]];
-        double wt = 0;
-        if (se->n_two == 2 && se->pos[1] > se->pos[0]) {
-            wt = ((double)se->seen - se->pos[0]) / (se->pos[1] - se->pos[0]);
+        double wt = 0, x = (double)se->seen++;
+        size_t h = 0;
+        while (h + 2 < se->n_two && x > se->pos[h + 1])
+            h++;
+        size_t h2 = h + 1 < se->n_two ? h + 1 : h;
+        if (se->pos[h2] > se->pos[h]) {
+            wt = (x - se->pos[h]) / (se->pos[h2] - se->pos[h]);
             wt = wt < 0 ? 0 : (wt > 1 ? 1 : wt);
         }
-        se->seen++;
-        const pilot *a = &se->two[0], *b = &se->two[se->n_two - 1];
+        const pilot *a = &se->two[h], *b = &se->two[h2];
         double ta = a->train + pilot_rest(a, tc[0].steps),
                tb = b->train + pilot_rest(b, tc[0].steps);
         double eval = (1 - wt) * a->eval + wt * b->eval;
