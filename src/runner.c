@@ -787,6 +787,8 @@ typedef struct {
     size_t n_train;     /* trainings: 1, or the members of an ensemble */
     double cost;
     int threads;        /* BLAS threads of the worker */
+    double est;         /* estimated seconds (estimate_sweep), or 0 */
+    double t_start;     /* when its worker started */
     pid_t pid;
     int fd;             /* pipe from the worker */
     char buf[4096];
@@ -907,6 +909,7 @@ static int spawn(const sp_experiment *ex, job *jb, const char *out, sp_err *err)
     jb->pid = pid;
     jb->fd = p[0];
     jb->state = 1;
+    jb->t_start = sp_now();
     jb->blen = 0;
     jb->step = 0;
     return 0;
@@ -1569,6 +1572,7 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
                      (2.0 * (double)sp_config_latents(&cfg) * cfg.data.d *
                       (double)cfg.eval_samples);
             }
+        jb->est = t;
         /* the runner's schedule: the next job on the first free worker */
         size_t w = 0;
         for (size_t k = 0; k < (size_t)workers; k++)
@@ -1652,6 +1656,19 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
         sp_fmt_duration(estimate + pilot_s, est_s, sizeof est_s);
         printf("estimated total: %s (pilot runs of %zu shapes took %.1f s)\n", est_s, n_pilots,
                pilot_s);
+        /* progress and ETA from here on count the estimated seconds of the
+         * jobs rather than their FLOPs (dense early steps cost more) */
+        work_total = 0;
+        for (size_t j = 0; j < n_jobs; j++) {
+            jobs[j].cost = jobs[j].est;
+            work_total += jobs[j].est;
+            if (!o->tty) {
+                char where[400];
+                describe_point(ex, jobs[j].index[0], where, sizeof where);
+                printf("estimate job=%zu runs=%zu first: %s est_s=%.0f\n", j + 1, jobs[j].n,
+                       where, jobs[j].est);
+            }
+        }
         fflush(stdout);
     }
 
@@ -1708,6 +1725,9 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
             running--;
             cores -= jb->threads;
             sw.work_done += jb->cost;
+            if (!o->tty && jb->est > 0)
+                printf("job %zu took %.0f s, estimated %.0f s\n", (size_t)(jb - jobs) + 1,
+                       sp_now() - jb->t_start, jb->est);
             int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && jb->reported == jb->n;
             jb->state = ok ? 2 : 3;
             if (!ok) {

@@ -508,32 +508,36 @@ START_TEST(test_results_csv_quotes)
 END_TEST
 
 /* --estimate runs the pilots even for a short sweep: side by side in
- * forked children, two per shape (here: ensembles of L1 values at two
- * ratios), then the estimate before the runs and the time against it
- * after. */
+ * forked children, up to four per shape (here: ensembles of L1 values at two
+ * ratios), then the estimate before the runs (in log mode, each job's
+ * too) and the time against it after (and each job's). */
 START_TEST(test_sweep_estimate_forced)
 {
-    char tmp[256], ini[512], out[512], cmd[2048], line[2048];
+    char tmp[256], ini[512], out[512], log[512], cmd[2048], line[2048];
     ck_assert_ptr_nonnull(sp_test_tmpdir(tmp, sizeof tmp));
     snprintf(ini, sizeof ini, "%s/est.ini", tmp);
     snprintf(out, sizeof out, "%s/o", tmp);
+    snprintf(log, sizeof log, "%s/log.txt", tmp);
     write_text(ini, "[experiment]\nname = est\n[data]\nd = 16\nn = 32\n"
                     "[train]\nbatch = 32\nsteps = 300\ncoef_scale = dict\n"
                     "[metrics]\neval_samples = 256\n"
                     "[sweep]\ntrain.coef = 0.1, 1, 10\nmodel.ratio = 1, 2\n");
-    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --no-plot --estimate 2>&1",
-             SP_SOURCE_DIR "/build/superpose", ini, out);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --no-plot --estimate > '%s' 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out, log);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "cat '%s'", log);
     ck_assert_int_eq(sp_test_count_lines(cmd, "estimated total: ", line, sizeof line), 1);
     ck_assert_msg(strstr(line, "pilot runs of ") != NULL, "%s", line);
-    snprintf(out, sizeof out, "%s/o2", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --no-plot --estimate 2>&1",
-             SP_SOURCE_DIR "/build/superpose", ini, out);
     ck_assert_int_eq(sp_test_count_lines(cmd, " s estimated (", NULL, 0), 1);
+    /* each job's estimate, and each job's time against it (log mode) */
+    int n_est = sp_test_count_lines(cmd, "estimate job=", NULL, 0);
+    ck_assert_int_ge(n_est, 2);
+    ck_assert_int_eq(sp_test_count_lines(cmd, " s, estimated ", NULL, 0), n_est);
     /* without --estimate, a sweep this short has no pilots */
     snprintf(out, sizeof out, "%s/o3", tmp);
     snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --no-plot 2>&1",
              SP_SOURCE_DIR "/build/superpose", ini, out);
-    ck_assert_int_eq(sp_test_count_lines(cmd, "estimated", NULL, 0), 0);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "estimate", NULL, 0), 0);
 }
 END_TEST
 
