@@ -1209,14 +1209,11 @@ static double clock_at(const pilot_clock *c, double s)
     return t0;
 }
 
-#define PILOT_WINDOWS 8
+#define PILOT_WINDOWS SP_PILOT_WINDOWS
 typedef struct {
     char key[17];     /* ensemble key */
     int threads;
-    double train;     /* seconds of the pilot's training (generator included) */
-    long steps;       /* its steps */
-    double rate[PILOT_WINDOWS]; /* seconds per step in each eighth of them */
-    double floor;     /* seconds of the encoder GEMM (B m d, every member) */
+    sp_pilot_times t; /* its steps' times (and L0) */
     double eval;      /* seconds of its scoring, per training */
     size_t n;         /* trainings (ensemble members) */
 } pilot;
@@ -1268,10 +1265,16 @@ static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_
     long P = cfg->steps / 10 < 2000 ? cfg->steps / 10 : 2000;
     P = P > 10 ? P : 10;
     P = P < cfg->steps ? P : cfg->steps;
+    if (P >= 10 * PILOT_WINDOWS)
+        P -= P % PILOT_WINDOWS;
+    /* L0 by window, where the step switches from dense to sparse on it */
+    int track = !strcmp(cfg->learner, "sae") && !strcmp(cfg->model.arch, "relu") &&
+                cfg->model.sparse == SP_SPARSE_AUTO && P % PILOT_WINDOWS == 0;
     for (size_t t = 0; t < n; t++) {
         c[t] = cfg[t];
         c[t].solve = defaults.solve;
         c[t].steps = P;
+        c[t].curve_every = track ? P / PILOT_WINDOWS : 0;
         ptr[t] = &c[t];
         start[t] = t;
     }
@@ -1282,21 +1285,28 @@ static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_
     rc = sp_run_train_ensemble(ptr, start, n, NULL, pilot_progress, clk, res, err);
     double total = sp_now() - clk->t0;
     if (rc == 0)
-        p->floor = (double)n * gemm_seconds((size_t)cfg->batch, sp_config_latents(cfg),
+        p->t.floor = (double)n * gemm_seconds((size_t)cfg->batch, sp_config_latents(cfg),
                                             (size_t)cfg->data.d);
     openblas_set_num_threads(1);
     if (rc != 0)
         goto out;
-    p->steps = P;
-    p->train = clk->n ? clk->t[clk->n - 1] : total;
+    p->t.steps = P;
+    p->t.train = clk->n ? clk->t[clk->n - 1] : total;
     for (int w = 0; w < PILOT_WINDOWS; w++) {
         double s0 = (double)P * w / PILOT_WINDOWS, s1 = (double)P * (w + 1) / PILOT_WINDOWS;
-        p->rate[w] = clk->n ? (clock_at(clk, s1) - clock_at(clk, s0)) / (s1 - s0)
+        p->t.rate[w] = clk->n ? (clock_at(clk, s1) - clock_at(clk, s0)) / (s1 - s0)
                             : total / (double)P;
     }
     if (!clk->n) /* no training (train.learner = none) */
-        p->floor = 0;
-    p->eval = (total - p->train) / (double)n;
+        p->t.floor = 0;
+    p->t.l0_sparse = sp_sae_sparse_threshold * (double)sp_config_latents(cfg);
+    for (int w = 0; w < PILOT_WINDOWS; w++) {
+        double sum = 0;
+        for (size_t t = 0; t < n; t++)
+            sum += track && res[t].n_curve == PILOT_WINDOWS ? res[t].curve[SP_CURVE_L0][w] : NAN;
+        p->t.l0[w] = sum / (double)n; /* members: their mean */
+    }
+    p->eval = (total - p->t.train) / (double)n;
     p->threads = threads;
     p->n = n;
 out:
@@ -1338,9 +1348,72 @@ double sp_pilot_rest(const double *rate, int n_windows, long P, double floor, lo
     return f * rest + c * (double)P * tail;
 }
 
-static double pilot_rest(const pilot *p, long S)
+static double pilot_rest(const sp_pilot_times *p, long S)
 {
     return sp_pilot_rest(p->rate, PILOT_WINDOWS, p->steps, p->floor, S);
+}
+
+/* Is the pilot's step sparse in window w (its mean L0 below the switch)? */
+static int pilot_sparse(const sp_pilot_times *p, int w)
+{
+    return isfinite(p->l0[w]) && p->l0[w] < p->l0_sparse;
+}
+
+/* Seconds of the pilot's steps a .. b (within its P), from its window rates. */
+static double pilot_span(const sp_pilot_times *p, double a, double b)
+{
+    const double W = (double)p->steps / PILOT_WINDOWS;
+    double t = 0;
+    for (int w = 0; w < PILOT_WINDOWS; w++) {
+        double lo = w * W > a ? w * W : a, hi = (w + 1) * W < b ? (w + 1) * W : b;
+        if (hi > lo)
+            t += p->rate[w] * (hi - lo);
+    }
+    return t;
+}
+
+/* Seconds a training of S steps should take, from its pilot p. A relu
+ * training whose codes are still too dense for the sparse steps at the
+ * pilot's end, but thinning, is costed at its dense rate until its L0,
+ * extrapolated on a line through the pilot's second half, crosses the
+ * switch, and from there as the nearest pilot of its shape whose codes did
+ * turn sparse went on from its own crossing (`ref`). At ratio 16, L1 = 0.1
+ * (d = 256), L0 fell from 1319 to 1100 between steps 1000 and 2000 and
+ * crossed 410 near step 6000 (the line: 5100), after which a step cost half
+ * as much within 2000 steps. The line is trusted up to three pilot lengths
+ * past the pilot; beyond, and without such a `ref`, the training is costed
+ * as if it stayed dense (pilot_rest). */
+double sp_pilot_predict(const sp_pilot_times *p, const sp_pilot_times *ref, long S)
+{
+    const double P = (double)p->steps, W = P / PILOT_WINDOWS;
+    double t = p->train;
+    if (ref && !pilot_sparse(p, PILOT_WINDOWS - 1) && isfinite(p->l0[PILOT_WINDOWS - 1])) {
+        double sx = 0, sy = 0, sxx = 0, sxy = 0, k = 0, r_end = 0;
+        for (int w = PILOT_WINDOWS / 2; w < PILOT_WINDOWS; w++) {
+            double x = (w + 0.5) * W, y = p->l0[w];
+            sx += x, sy += y, sxx += x * x, sxy += x * y, k++;
+            r_end += p->rate[w] / (PILOT_WINDOWS / 2);
+        }
+        double slope = k * sxx - sx * sx > 0 ? (k * sxy - sx * sy) / (k * sxx - sx * sx) : 0;
+        double at_P = sy / k + slope * (P - sx / k);
+        double cross = slope < 0 ? P + (at_P - p->l0_sparse) / -slope : INFINITY;
+        if (cross < P)
+            cross = P;
+        if (cross < (double)S && cross <= 4 * P) {
+            int w1 = 0; /* where ref turned sparse */
+            while (w1 < PILOT_WINDOWS - 1 && !pilot_sparse(ref, w1))
+                w1++;
+            double s1 = w1 * (double)ref->steps / PILOT_WINDOWS, u = (double)S - cross;
+            double Pr = (double)ref->steps;
+            t += r_end * (cross - P);
+            if (s1 + u <= Pr)
+                t += pilot_span(ref, s1, s1 + u);
+            else
+                t += pilot_span(ref, s1, Pr) + pilot_rest(ref, (long)(s1 + u));
+            return t;
+        }
+    }
+    return t + pilot_rest(p, S);
 }
 
 /* 1 if job `other` has the shape of job jb, whose ensemble key is `key`:
@@ -1372,6 +1445,19 @@ typedef struct {
     size_t n_two;              /* pilots */
     size_t seen;      /* jobs of this shape costed so far */
 } shape_est;
+
+/* The nearest pilot of the shape to pilot h whose codes turned sparse
+ * (its last window), or NULL. */
+static const sp_pilot_times *sparse_ref(const shape_est *se, size_t h)
+{
+    for (size_t dist = 1; dist < se->n_two; dist++) {
+        if (h + dist < se->n_two && pilot_sparse(&se->two[h + dist].t, PILOT_WINDOWS - 1))
+            return &se->two[h + dist].t;
+        if (h >= dist && pilot_sparse(&se->two[h - dist].t, PILOT_WINDOWS - 1))
+            return &se->two[h - dist].t;
+    }
+    return NULL;
+}
 
 /* The run configurations of job jb's trainings (tc: n_train). 0 or -1. */
 static int job_cfgs(const sp_experiment *ex, const job *jb, sp_run_cfg *tc, sp_err *err)
@@ -1558,8 +1644,8 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
             wt = wt < 0 ? 0 : (wt > 1 ? 1 : wt);
         }
         const pilot *a = &se->two[h], *b = &se->two[h2];
-        double ta = a->train + pilot_rest(a, tc[0].steps),
-               tb = b->train + pilot_rest(b, tc[0].steps);
+        double ta = sp_pilot_predict(&a->t, sparse_ref(se, h), tc[0].steps),
+               tb = sp_pilot_predict(&b->t, sparse_ref(se, h2), tc[0].steps);
         double eval = (1 - wt) * a->eval + wt * b->eval;
         double t = (1 - wt) * ta + wt * tb + eval * (double)jb->n_train;
         /* runs scored beyond each training's own scoring */

@@ -404,6 +404,40 @@ START_TEST(test_pilot_rest)
 }
 END_TEST
 
+/* sp_pilot_predict by hand, S = 20,000, both pilots P = 2000 steps
+ * (windows of 250, second-half midpoints x = 1125, 1375, 1625, 1875):
+ * p dense at 80 ms a step, 100 s for its 2000 steps, L0 = 1400 - 0.2 x
+ * (1000 at P), switch at 400: the line crosses at 2000 + 600 / 0.2 =
+ * 5000. ref: 80 ms a step in its first two windows (L0 900, 500), then
+ * sparse (L0 100) at 20 ms, flat, so its own crossing is at step 500.
+ * Prediction: 100 + 0.08 x 3000 + ref from 500 to 500 + 15000 steps =
+ * 100 + 240 + 0.02 x 1500 + 0.02 x 13500 = 640 s. Without ref, with L0
+ * falling ten times slower (the line crosses at 32,000 > 4 P), or with L0
+ * not tracked: dense throughout, 100 + 0.08 x 18000 = 1540 s. */
+START_TEST(test_pilot_predict)
+{
+    sp_pilot_times p = {.steps = 2000, .train = 100, .l0_sparse = 400, .floor = 0.01};
+    sp_pilot_times ref = {.steps = 2000, .train = 60, .l0_sparse = 400, .floor = 0.01};
+    for (int w = 0; w < SP_PILOT_WINDOWS; w++) {
+        double x = (w + 0.5) * 250;
+        p.rate[w] = 0.08;
+        p.l0[w] = 1400 - 0.2 * x;
+        ref.rate[w] = w < 2 ? 0.08 : 0.02;
+        ref.l0[w] = w == 0 ? 900 : w == 1 ? 500 : 100;
+    }
+    ck_assert_double_eq_tol(sp_pilot_predict(&p, &ref, 20000), 640, 1e-9);
+    ck_assert_double_eq_tol(sp_pilot_predict(&p, NULL, 20000), 1540, 1e-9);
+    /* ref itself is sparse at its end: its own time plus its flat rest */
+    ck_assert_double_eq_tol(sp_pilot_predict(&ref, &p, 20000), 60 + 0.02 * 18000, 1e-9);
+    for (int w = 0; w < SP_PILOT_WINDOWS; w++)
+        p.l0[w] = 1040 - 0.02 * ((w + 0.5) * 250);
+    ck_assert_double_eq_tol(sp_pilot_predict(&p, &ref, 20000), 1540, 1e-9);
+    for (int w = 0; w < SP_PILOT_WINDOWS; w++)
+        p.l0[w] = NAN;
+    ck_assert_double_eq_tol(sp_pilot_predict(&p, &ref, 20000), 1540, 1e-9);
+}
+END_TEST
+
 Suite *make_runner_suite(void)
 {
     Suite *s = suite_create("runner");
@@ -412,6 +446,7 @@ Suite *make_runner_suite(void)
     tcase_add_test(tc, test_run_deterministic_with_artifacts);
     tcase_add_test(tc, test_run_sparse_equals_dense);
     tcase_add_test(tc, test_pilot_rest);
+    tcase_add_test(tc, test_pilot_predict);
     tcase_add_test(tc, test_diverged_is_recorded);
     tcase_add_test(tc, test_curves_and_resampling);
     tcase_add_test(tc, test_learner_none_tree);

@@ -108,6 +108,27 @@ typedef struct {
  * follows. */
 double sp_pilot_rest(const double *rate, int n_windows, long P, double floor, long S);
 
+/* A pilot run's first P steps of a training, for the sweep's estimate. */
+#define SP_PILOT_WINDOWS 8
+typedef struct {
+    long steps;                      /* P */
+    double train;                    /* seconds of the P steps (set-up included) */
+    double rate[SP_PILOT_WINDOWS];   /* seconds a step in each eighth of them */
+    double l0[SP_PILOT_WINDOWS];     /* mean L0 in each (NAN: not tracked) */
+    double l0_sparse;                /* L0 below which its steps are sparse */
+    double floor;                    /* seconds of a step's encoder GEMM */
+} sp_pilot_times;
+
+/* Seconds a training of S steps should take, from its pilot p: p->train
+ * plus sp_pilot_rest, except for a relu training whose codes are still
+ * too dense for sparse steps at the pilot's end but thinning: it is costed
+ * at its dense rate until its L0, on a line through the second half's
+ * windows, crosses l0_sparse, then as `ref` (a pilot of the same shape
+ * whose codes turned sparse, or NULL) went on from its own first sparse
+ * window. The line is trusted up to 4 P; beyond, or without ref, the
+ * training is costed as staying dense. */
+double sp_pilot_predict(const sp_pilot_times *p, const sp_pilot_times *ref, long S);
+
 /* The experiment's output folder (opts->out_dir or results/<name>). */
 void sp_sweep_out_dir(const sp_experiment *ex, const char *out_dir, char *buf, size_t len);
 
