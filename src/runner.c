@@ -1730,7 +1730,8 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     double estimate = NAN;
     /* pilots only for sweeps of more than a few minutes (the FLOP count at
      * 20 GFLOP/s a worker), where they cost a few per cent */
-    if (n_jobs > 0 && (o->estimate > 1 || (o->estimate && work_total / (2e10 * jobs_max) > 300))) {
+    if (n_jobs > 0 &&
+        (o->estimate >= 2 || (o->estimate && work_total / (2e10 * jobs_max) > 300))) {
         double pilot_s = 0;
         size_t n_pilots = 0;
         if (estimate_sweep(ex, jobs, n_jobs, jobs_max, &estimate, &pilot_s, &n_pilots, err) !=
@@ -1754,6 +1755,11 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
                 printf("estimate job=%zu runs=%zu first: %s est_s=%.0f\n", j + 1, jobs[j].n,
                        where, jobs[j].est);
             }
+        }
+        if (o->estimate == 3) { /* --estimate-only */
+            fflush(stdout);
+            free_jobs(jobs, n_jobs);
+            return 0;
         }
         fflush(stdout);
     }

@@ -533,6 +533,12 @@ START_TEST(test_sweep_estimate_forced)
     int n_est = sp_test_count_lines(cmd, "estimate job=", NULL, 0);
     ck_assert_int_ge(n_est, 2);
     ck_assert_int_eq(sp_test_count_lines(cmd, " s, estimated ", NULL, 0), n_est);
+    /* --estimate-only: the estimate, then nothing run or stored */
+    snprintf(out, sizeof out, "%s/o4", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --estimate-only 2>&1",
+             SP_SOURCE_DIR "/build/superpose", ini, out);
+    ck_assert_int_eq(sp_test_count_lines(cmd, "estimate job=", NULL, 0), n_est);
+    ck_assert_int_eq(sp_test_count_lines(cmd, " key=", NULL, 0), 0);
     /* without --estimate, a sweep this short has no pilots */
     snprintf(out, sizeof out, "%s/o3", tmp);
     snprintf(cmd, sizeof cmd, "'%s' run '%s' --out '%s' --log -j 2 --no-plot 2>&1",

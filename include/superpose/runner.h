@@ -91,7 +91,8 @@ typedef struct {
     int plot;              /* render figures at the end */
     int solo;              /* 1: train every training alone, never in an ensemble */
     int estimate;          /* 1: for a sweep of more than a few minutes, time pilot
-                            * runs first and print the estimated total; 2: always */
+                            * runs first and print the estimated total; 2: always;
+                            * 3: always, then stop (run nothing) */
 } sp_sweep_opts;
 
 /* Seconds a training should take from step P to step S, from a pilot's

@@ -52,6 +52,8 @@ static const char *usage_run =
     "      --no-estimate   skip the pilot runs that time each shape of the sweep\n"
     "                      and print its estimated total before it starts\n"
     "      --estimate      run the pilots even for a sweep of a few minutes\n"
+    "      --estimate-only run the pilots, print the estimate (and, with --log,\n"
+    "                      each job's), and stop without running the sweep\n"
     "      --log           plain log lines even on a terminal\n";
 
 static const char *usage_train =
@@ -199,7 +201,8 @@ static int cmd_run(int argc, char **argv, int plot_only)
         {"out", required_argument, 0, 'o'},    {"no-plot", no_argument, 0, 'P'},
         {"log", no_argument, 0, 'L'},          {"help", no_argument, 0, 'h'},
         {"solo", no_argument, 0, 'S'},         {"no-estimate", no_argument, 0, 'E'},
-        {"estimate", no_argument, 0, 'e'},     {0, 0, 0, 0}};
+        {"estimate", no_argument, 0, 'e'},     {"estimate-only", no_argument, 0, 'O'},
+        {0, 0, 0, 0}};
     const char *preset = NULL, *out = NULL;
     int jobs = 1, plot = 1, log = 0, solo = 0, estimate = 1, c;
     optind = 1;
@@ -218,6 +221,7 @@ static int cmd_run(int argc, char **argv, int plot_only)
         case 'S': solo = 1; break;
         case 'E': estimate = 0; break;
         case 'e': estimate = 2; break;
+        case 'O': estimate = 3, plot = 0; break;
         case 'h': fputs(plot_only ? usage_plot : usage_run, stdout); return 0;
         default: fputs(plot_only ? usage_plot : usage_run, stderr); return 2;
         }
