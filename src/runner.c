@@ -1320,32 +1320,53 @@ out:
     return rc;
 }
 
+/* A least-squares line through points added one by one. */
+typedef struct {
+    double sx, sy, sxx, sxy, k;
+} line_fit;
+
+static void line_add(line_fit *L, double x, double y)
+{
+    L->sx += x, L->sy += y, L->sxx += x * x, L->sxy += x * y, L->k++;
+}
+
+/* Its slope (0 with fewer than two distinct x). */
+static double line_slope(const line_fit *L)
+{
+    double den = L->k * L->sxx - L->sx * L->sx;
+    return den > 0 ? (L->k * L->sxy - L->sx * L->sy) / den : 0;
+}
+
+/* Its value at x. */
+static double line_at(const line_fit *L, double x)
+{
+    return L->sy / L->k + line_slope(L) * (x - L->sx / L->k);
+}
+
+/* Mean of the second half of n values. */
+static double second_half_mean(const double *v, int n)
+{
+    double sum = 0;
+    for (int w = n / 2; w < n; w++)
+        sum += v[w];
+    return sum / (double)(n - n / 2);
+}
+
 double sp_pilot_rest(const double *rate, int n_windows, long P, double floor, long S)
 {
-    const double f = floor;
     if (S <= P || P <= 0 || n_windows < 1)
         return 0;
-    double sx = 0, sy = 0, sxx = 0, sxy = 0, k = 0, r_end = 0;
-    const int w0 = n_windows / 2;
-    for (int w = w0; w < n_windows; w++) {
-        double r = rate[w], x = log((w + 0.5) / n_windows);
-        r_end += r / (n_windows - w0);
-        if (!(r > f) || !isfinite(r))
-            continue;
-        double y = log(r - f);
-        sx += x, sy += y, sxx += x * x, sxy += x * y, k++;
-    }
-    double a = 0;
-    if (k >= 3 && k * sxx - sx * sx > 0)
-        a = -(k * sxy - sx * sy) / (k * sxx - sx * sx);
-    const double rest = (double)(S - P);
+    line_fit L = {0};
+    for (int w = n_windows / 2; w < n_windows; w++)
+        if (rate[w] > floor && isfinite(rate[w]))
+            line_add(&L, log((w + 0.5) / n_windows), log(rate[w] - floor));
+    const double a = L.k >= 3 ? -line_slope(&L) : 0, rest = (double)(S - P);
     if (!(a > 0)) /* flat or rising: the rate of the second half */
-        return r_end * rest;
-    a = a > 2 ? 2 : a;
-    /* the fitted r - f at s = P, with slope -a through the points' mean */
-    const double c = exp((sy + a * sx) / k), u = (double)S / (double)P;
-    double tail = fabs(1 - a) < 1e-9 ? log(u) : (pow(u, 1 - a) - 1) / (1 - a);
-    return f * rest + c * (double)P * tail;
+        return second_half_mean(rate, n_windows) * rest;
+    /* r - floor = c (s / P)^-a, c on the fitted line at s = P */
+    const double ac = a > 2 ? 2 : a, c = exp(line_at(&L, 0)), u = (double)S / (double)P;
+    double tail = fabs(1 - ac) < 1e-9 ? log(u) : (pow(u, 1 - ac) - 1) / (1 - ac);
+    return floor * rest + c * (double)P * tail;
 }
 
 static double pilot_rest(const sp_pilot_times *p, long S)
@@ -1388,15 +1409,11 @@ double sp_pilot_predict(const sp_pilot_times *p, const sp_pilot_times *ref, long
     const double P = (double)p->steps, W = P / PILOT_WINDOWS;
     double t = p->train;
     if (ref && !pilot_sparse(p, PILOT_WINDOWS - 1) && isfinite(p->l0[PILOT_WINDOWS - 1])) {
-        double sx = 0, sy = 0, sxx = 0, sxy = 0, k = 0, r_end = 0;
-        for (int w = PILOT_WINDOWS / 2; w < PILOT_WINDOWS; w++) {
-            double x = (w + 0.5) * W, y = p->l0[w];
-            sx += x, sy += y, sxx += x * x, sxy += x * y, k++;
-            r_end += p->rate[w] / (PILOT_WINDOWS / 2);
-        }
-        double slope = k * sxx - sx * sx > 0 ? (k * sxy - sx * sy) / (k * sxx - sx * sx) : 0;
-        double at_P = sy / k + slope * (P - sx / k);
-        double cross = slope < 0 ? P + (at_P - p->l0_sparse) / -slope : INFINITY;
+        line_fit L = {0};
+        for (int w = PILOT_WINDOWS / 2; w < PILOT_WINDOWS; w++)
+            line_add(&L, (w + 0.5) * W, p->l0[w]);
+        const double slope = line_slope(&L), r_end = second_half_mean(p->rate, PILOT_WINDOWS);
+        double cross = slope < 0 ? P + (line_at(&L, P) - p->l0_sparse) / -slope : INFINITY;
         if (cross < P)
             cross = P;
         if (cross < (double)S && cross <= 4 * P) {
