@@ -65,8 +65,10 @@
  * SP_ADAM_TINY). The row is then skipped, and the steps it missed are
  * applied to v, one at a time with the same operations, when the row next
  * gets a gradient (or v is read: sp_optim_moment, sp_optim_reset). The
- * bits are those of the step-by-step update. At ratio 16, L1 = 100, nearly
- * every latent is idle, and Adam over them had been a third of the step. */
+ * bits are those of the step-by-step update. On trained ratio-16 weights
+ * (L0 8, 2 threads) Adam over rows that got no gradient had been a third of
+ * the training thread's time (perf); skipping the idle ones took a step
+ * from 11.0 to 7.3-7.9 ms. */
 #include "superpose/optim.h"
 #include "superpose/util.h"
 
