@@ -324,6 +324,14 @@ typedef struct {
  * every path (dense, sparse, AVX2 or not) applies the same rule. */
 #define SP_ADAM_TINY 1e-30f
 
+/* Entry i's new moments mi, vi: flushed at SP_ADAM_TINY, stored, counted
+ * in nz when m is not 0, and the weight moved. */
+#define ADAM_STORE(mi, vi)                                                                      \
+    m[i] = fabsf(mi) < SP_ADAM_TINY ? 0.0f : (mi);                                              \
+    v[i] = (vi) < SP_ADAM_TINY ? 0.0f : (vi);                                                   \
+    nz |= m[i] != 0.0f;                                                                         \
+    w[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t) + wd * w[i];
+
 /* Adam on n entries with their gradient; returns whether any m is not 0. */
 #define ADAM_GRAD_BODY                                                                          \
     const float b1 = k->b1, b2 = k->b2, lr_t = k->lr_t, eps_t = k->eps_t, wd = k->wd;          \
@@ -331,10 +339,7 @@ typedef struct {
     for (size_t i = 0; i < n; i++) {                                                            \
         const float gi = g[i];                                                                  \
         const float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;  \
-        m[i] = fabsf(mi) < SP_ADAM_TINY ? 0.0f : mi;                                            \
-        v[i] = vi < SP_ADAM_TINY ? 0.0f : vi;                                                   \
-        nz |= m[i] != 0.0f;                                                                     \
-        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t) + wd * w[i];                                \
+        ADAM_STORE(mi, vi)                                                                      \
     }                                                                                           \
     return nz;
 
@@ -346,10 +351,7 @@ typedef struct {
     int nz = 0;                                                                                 \
     for (size_t i = 0; i < n; i++) {                                                            \
         const float mi = b1 * m[i], vi = b2 * v[i];                                             \
-        m[i] = fabsf(mi) < SP_ADAM_TINY ? 0.0f : mi;                                            \
-        v[i] = vi < SP_ADAM_TINY ? 0.0f : vi;                                                   \
-        nz |= m[i] != 0.0f;                                                                     \
-        w[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps_t) + wd * w[i];                                \
+        ADAM_STORE(mi, vi)                                                                      \
     }                                                                                           \
     return nz;
 
