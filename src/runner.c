@@ -1307,8 +1307,6 @@ static int run_pilot(const sp_run_cfg *cfg, size_t n, int threads, pilot *p, sp_
         p->t.l0[w] = sum / (double)n; /* members: their mean */
     }
     p->eval = (total - p->t.train) / (double)n;
-    p->threads = threads;
-    p->n = n;
 out:
     for (size_t t = 0; res && t < n; t++)
         sp_run_result_free(&res[t]);
@@ -1456,22 +1454,21 @@ static int same_shape(const sp_experiment *ex, const job *other, const job *jb, 
  * mean of the two regimes, which neither is). */
 #define SHAPE_PILOTS 4
 typedef struct {
-    pilot two[SHAPE_PILOTS];
-    size_t job[SHAPE_PILOTS];  /* the jobs they copy */
+    pilot runs[SHAPE_PILOTS];
     double pos[SHAPE_PILOTS];  /* their positions in the shape's list */
-    size_t n_two;              /* pilots */
-    size_t seen;      /* jobs of this shape costed so far */
+    size_t n_runs;             /* pilots */
+    size_t seen;               /* jobs of this shape costed so far */
 } shape_est;
 
 /* The nearest pilot of the shape to pilot h whose codes turned sparse
  * (its last window), or NULL. */
 static const sp_pilot_times *sparse_ref(const shape_est *se, size_t h)
 {
-    for (size_t dist = 1; dist < se->n_two; dist++) {
-        if (h + dist < se->n_two && pilot_sparse(&se->two[h + dist].t, PILOT_WINDOWS - 1))
-            return &se->two[h + dist].t;
-        if (h >= dist && pilot_sparse(&se->two[h - dist].t, PILOT_WINDOWS - 1))
-            return &se->two[h - dist].t;
+    for (size_t dist = 1; dist < se->n_runs; dist++) {
+        if (h + dist < se->n_runs && pilot_sparse(&se->runs[h + dist].t, PILOT_WINDOWS - 1))
+            return &se->runs[h + dist].t;
+        if (h >= dist && pilot_sparse(&se->runs[h - dist].t, PILOT_WINDOWS - 1))
+            return &se->runs[h - dist].t;
     }
     return NULL;
 }
@@ -1609,9 +1606,9 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
         char key[17];
         sp_config_ensemble_key(&tc[0], key);
         size_t q;
-        for (q = 0; q < np && (strcmp(pl[q].two[0].key, key) ||
-                               pl[q].two[0].threads != jb->threads ||
-                               pl[q].two[0].n != jb->n_train);
+        for (q = 0; q < np && (strcmp(pl[q].runs[0].key, key) ||
+                               pl[q].runs[0].threads != jb->threads ||
+                               pl[q].runs[0].n != jb->n_train);
              q++)
             ;
         shape[j] = q;
@@ -1621,28 +1618,25 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
         for (k = j; k < n_jobs; k++)
             same += same_shape(ex, &jobs[k], jb, key);
         shape_est *se = &pl[np++];
-        se->n_two = same < SHAPE_PILOTS ? same : SHAPE_PILOTS;
-        for (size_t h = 0; h < se->n_two; h++) {
-            size_t at = (same * (1 + 2 * h)) / (2 * se->n_two), seen = 0;
+        se->n_runs = same < SHAPE_PILOTS ? same : SHAPE_PILOTS;
+        for (size_t h = 0; h < se->n_runs; h++) {
+            size_t at = (same * (1 + 2 * h)) / (2 * se->n_runs), seen = 0;
             se->pos[h] = (double)at;
             for (k = j; k < n_jobs; k++)
                 if (same_shape(ex, &jobs[k], jb, key) && seen++ == at)
                     break;
-            se->job[h] = k < n_jobs ? k : j;
-            want[nw++] = se->job[h];
-            memcpy(se->two[h].key, key, sizeof key);
-            se->two[h].threads = jb->threads;
-            se->two[h].n = jb->n_train;
+            want[nw++] = k < n_jobs ? k : j; /* the job this pilot copies */
+            memcpy(se->runs[h].key, key, sizeof key);
+            se->runs[h].threads = jb->threads;
+            se->runs[h].n = jb->n_train;
         }
     }
     if (run_pilots(ex, jobs, want, nw, workers, got, err) != 0)
         goto out;
     for (size_t q = 0, w = 0; q < np; q++)
-        for (size_t h = 0; h < pl[q].n_two; h++, w++) {
-            char key[17];
-            memcpy(key, pl[q].two[h].key, sizeof key);
-            pl[q].two[h] = got[w];
-            memcpy(pl[q].two[h].key, key, sizeof key);
+        for (size_t h = 0; h < pl[q].n_runs; h++, w++) {
+            pl[q].runs[h].t = got[w].t;
+            pl[q].runs[h].eval = got[w].eval;
         }
     for (size_t j = 0; j < n_jobs; j++) {
         job *jb = &jobs[j];
@@ -1653,14 +1647,14 @@ static int estimate_sweep(const sp_experiment *ex, job *jobs, size_t n_jobs, int
         shape_est *se = &pl[shape[j]];
         double wt = 0, x = (double)se->seen++;
         size_t h = 0;
-        while (h + 2 < se->n_two && x > se->pos[h + 1])
+        while (h + 2 < se->n_runs && x > se->pos[h + 1])
             h++;
-        size_t h2 = h + 1 < se->n_two ? h + 1 : h;
+        size_t h2 = h + 1 < se->n_runs ? h + 1 : h;
         if (se->pos[h2] > se->pos[h]) {
             wt = (x - se->pos[h]) / (se->pos[h2] - se->pos[h]);
             wt = wt < 0 ? 0 : (wt > 1 ? 1 : wt);
         }
-        const pilot *a = &se->two[h], *b = &se->two[h2];
+        const pilot *a = &se->runs[h], *b = &se->runs[h2];
         double ta = sp_pilot_predict(&a->t, sparse_ref(se, h), tc[0].steps),
                tb = sp_pilot_predict(&b->t, sparse_ref(se, h2), tc[0].steps);
         double eval = (1 - wt) * a->eval + wt * b->eval;
