@@ -15,9 +15,12 @@
  * trainings do more steps than one training with every core: only the
  * GEMMs run in threads, the sparse step's listing, loss and Adam do not
  * (measured, 2 cores, d = 256: 1.5x the steps at ratio 16, 1.75x at ratio
- * 32, dense phase included). A run's numbers do not depend on its BLAS
- * threads (OpenBLAS splits a GEMM by rows and columns of C, never along
- * the sum; checked bit for bit by check_runner), so not on the schedule.
+ * 32, dense phase included). A run's numbers must not depend on its BLAS
+ * threads, so not on the schedule: OpenBLAS splits a GEMM by rows and
+ * columns of C, never along the sum, and its SkylakeX and Cooperlake
+ * kernels give the same bits with any thread count, but its Haswell
+ * kernels do not; the runner threads a training only where a probe finds
+ * the bits equal (sp_blas_threads_exact; checked bit for bit by check_ito).
  * Before a long sweep, pilot runs time each job shape and the schedule is
  * simulated to print an estimated total (estimate_sweep). */
 #include "superpose/runner.h"
@@ -37,6 +40,7 @@
 #include <gsl/gsl_cblas.h>
 #include <gsl/gsl_rng.h>
 
+#include "superpose/blas.h"
 #include "superpose/ensemble.h"
 #include "superpose/figure.h"
 #include "superpose/gen.h"
@@ -1048,7 +1052,7 @@ static int job_add(job *jb, size_t i, const char *key)
  * its own job. Jobs are sorted largest first. */
 static int plan_jobs(const sp_experiment *ex, sp_store *st, int threads, int solo,
                      job **out_jobs, size_t *n_jobs, size_t *n_todo, size_t *n_stored,
-                     double *work_total, sp_err *err)
+                     double *work_total, int *unthreaded, sp_err *err)
 {
     size_t total = sp_experiment_n_runs(ex);
     job *tr = calloc(total ? total : 1, sizeof *tr); /* one per training */
@@ -1159,6 +1163,10 @@ static int plan_jobs(const sp_experiment *ex, sp_store *st, int threads, int sol
     /* BLAS threads (see the header): the cores no job would use go to the
      * large trainings */
     int spare = nj > 0 && nj < (size_t)threads ? threads / (int)nj : 1;
+    *unthreaded = 0;
+    for (size_t j = 0; j < nj; j++)
+        if (spare > 1 && jobs[j].threads > 1 && !sp_blas_threads_exact(spare))
+            *unthreaded = 1, spare = 1;
     for (size_t j = 0; j < nj; j++)
         jobs[j].threads = jobs[j].threads > 1 ? spare : 1;
     *out_jobs = jobs;
@@ -1711,8 +1719,9 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     double work_total = 0;
     job *jobs = NULL;
     int jobs_max = o->jobs < 1 ? 1 : o->jobs;
+    int unthreaded = 0;
     int planned = plan_jobs(ex, st, jobs_max, o->solo, &jobs, &n_jobs, &n_todo, &n_stored,
-                            &work_total, err);
+                            &work_total, &unthreaded, err);
     sp_store_close(st); /* workers open their own connections */
     if (planned != 0)
         return -1;
@@ -1737,6 +1746,10 @@ int sp_sweep_run(const sp_experiment *ex, const sp_sweep_opts *o, sp_err *err)
     if (n_threaded)
         printf("%zu large training%s with %d BLAS threads each (fewer jobs than workers)\n",
                n_threaded, n_threaded == 1 ? "" : "s", max_threads);
+    else if (unthreaded)
+        printf("large trainings keep one BLAS thread: OpenBLAS's %s kernels give other bits "
+               "with threads, and numbers must not depend on -j\n",
+               sp_blas_core());
     fflush(stdout);
     double estimate = NAN;
     /* pilots only for sweeps of more than a few minutes (the FLOP count at
