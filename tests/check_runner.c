@@ -425,7 +425,10 @@ START_TEST(test_pilot_predict)
         ref.rate[w] = w < 2 ? 0.08 : 0.02;
         ref.l0[w] = w == 0 ? 900 : w == 1 ? 500 : 100;
     }
-    ck_assert_double_eq_tol(sp_pilot_predict(&p, &ref, 20000), 640, 1e-9);
+    /* crossing at 5000 (L0 1000 at P, falling 0.2 a step to 400): 100 + 0.08
+     * x 3000 dense, then ref from its first sparse window (500): 0.02 x 15000;
+     * 640 s, and staying dense 1540 s: costed halfway */
+    ck_assert_double_eq_tol(sp_pilot_predict(&p, &ref, 20000), 0.5 * (640 + 1540), 1e-9);
     ck_assert_double_eq_tol(sp_pilot_predict(&p, NULL, 20000), 1540, 1e-9);
     /* ref itself is sparse at its end: its own time plus its flat rest */
     ck_assert_double_eq_tol(sp_pilot_predict(&ref, &p, 20000), 60 + 0.02 * 18000, 1e-9);

@@ -122,12 +122,18 @@ typedef struct {
 
 /* Seconds a training of S steps should take, from its pilot p: p->train
  * plus sp_pilot_rest, except for a relu training whose codes are still
- * too dense for sparse steps at the pilot's end but thinning: it is costed
- * at its dense rate until its L0, on a line through the second half's
- * windows, crosses l0_sparse, then as `ref` (a pilot of the same shape
- * whose codes turned sparse, or NULL) went on from its own first sparse
- * window. The line is trusted up to 4 P; beyond, or without ref, the
- * training is costed as staying dense. */
+ * too dense for sparse steps at the pilot's end but thinning. Such a
+ * training would cost its dense rate until its L0, on a line through the
+ * second half's windows, crosses l0_sparse, then as `ref` (a pilot of the
+ * same shape whose codes turned sparse, or NULL) went on from its own
+ * first sparse window; it is costed halfway between that and staying
+ * dense, because when L0 crosses is not known from P steps: measured on
+ * the paper's sharkey-recovery runs, the line crossed at 1.5-2.2 P where
+ * the runs crossed near 5 P (ratios 1-4, L1 = 0.0316), but at 3.5 P where
+ * the run crossed near 3 P (ratio 16, L1 = 0.1); a power law through the
+ * same windows misses by more (7 to 60 P, and never). The line is trusted
+ * up to 4 P; beyond, or without ref, the training is costed as staying
+ * dense. */
 double sp_pilot_predict(const sp_pilot_times *p, const sp_pilot_times *ref, long S);
 
 /* The experiment's output folder (opts->out_dir or results/<name>). */

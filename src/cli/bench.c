@@ -263,7 +263,7 @@ typedef struct {
     char cpu[128];
     int cores, avx2, avx512f;
     double mem_gib;
-    char blas_config[256], blas_core[64], compiler[128], date[40], commit[64];
+    char blas_config[256], blas_core[128], compiler[128], date[40], commit[64];
 } bench_machine;
 
 /* Whether the flags line holds word as a whole word. */
@@ -323,7 +323,13 @@ static void machine_describe(bench_machine *mc)
     }
     const char *cfg = openblas_get_config(), *core = openblas_get_corename();
     snprintf(mc->blas_config, sizeof mc->blas_config, "%s", cfg ? cfg : "?");
-    snprintf(mc->blas_core, sizeof mc->blas_core, "%s", core ? core : "?");
+    /* whose choice the kernels are: superpose's re-exec (sp_blas_init), the
+     * user's OPENBLAS_CORETYPE, or OpenBLAS's detection */
+    const char *how = getenv("SUPERPOSE_BLAS_REEXEC")
+                          ? ", chosen by superpose: OpenBLAS did not recognise the CPU"
+                      : getenv("OPENBLAS_CORETYPE") ? ", set by OPENBLAS_CORETYPE in the environment"
+                                                    : "";
+    snprintf(mc->blas_core, sizeof mc->blas_core, "%s%s", core ? core : "?", how);
 #if defined(__GNUC__) && !defined(__clang__)
     snprintf(mc->compiler, sizeof mc->compiler, "gcc %s", __VERSION__);
 #else
