@@ -1163,10 +1163,12 @@ static int plan_jobs(const sp_experiment *ex, sp_store *st, int threads, int sol
     /* BLAS threads (see the header): the cores no job would use go to the
      * large trainings */
     int spare = nj > 0 && nj < (size_t)threads ? threads / (int)nj : 1;
-    *unthreaded = 0;
+    int big = 0;
     for (size_t j = 0; j < nj; j++)
-        if (spare > 1 && jobs[j].threads > 1 && !sp_blas_threads_exact(spare))
-            *unthreaded = 1, spare = 1;
+        big |= jobs[j].threads > 1;
+    *unthreaded = big && spare > 1 && !sp_blas_threads_exact(spare);
+    if (*unthreaded)
+        spare = 1;
     for (size_t j = 0; j < nj; j++)
         jobs[j].threads = jobs[j].threads > 1 ? spare : 1;
     *out_jobs = jobs;
