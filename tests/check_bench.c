@@ -108,6 +108,25 @@ START_TEST(test_bytes_by_hand)
 }
 END_TEST
 
+/* The ensemble bounds by hand: 17 models one after another in 10 s, of
+ * which generation 1.7 s (an ensemble keeps 1/17 of it: saves 1.6 s) and
+ * encoder products 3 s for 2e11 FLOPs, 2 s at a 100 GFLOP/s peak: at peak
+ * 10 / (10 - 1.6 - 1) = 1.3514, free 10 / (10 - 1.6 - 3) = 1.8519. Products
+ * already faster than the peak save nothing at peak. */
+START_TEST(test_ensemble_bounds)
+{
+    sp_bench_ens e = {.models = 17, .t_auto = 10, .t_gen = 1.7, .t_enc = 3, .enc_flops = 2e11};
+    double at_peak, at_free;
+    ens_bounds(&e, 100, &at_peak, &at_free);
+    ck_assert_double_eq_tol(at_peak, 10 / 7.4, 1e-12);
+    ck_assert_double_eq_tol(at_free, 10 / 5.4, 1e-12);
+    e.t_enc = 1.5;
+    ens_bounds(&e, 100, &at_peak, &at_free);
+    ck_assert_double_eq_tol(at_peak, 10 / 8.4, 1e-12);
+    ck_assert_double_eq_tol(at_free, 10 / 6.9, 1e-12);
+}
+END_TEST
+
 static size_t heap_in_use(void)
 {
     struct mallinfo2 mi = mallinfo2();
@@ -162,6 +181,7 @@ Suite *make_bench_suite(void)
     tcase_add_test(tc, test_flags);
     tcase_add_test(tc, test_bytes_by_hand);
     tcase_add_test(tc, test_bytes_against_malloc);
+    tcase_add_test(tc, test_ensemble_bounds);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,6 +10,12 @@ typedef struct {
     double t_ensemble;  /* seconds: as one ensemble */
     double t_auto;      /* one after another, model.sparse = auto */
     double t_dense;     /* one after another, dense GEMMs */
+    /* What an ensemble can share, timed alone: the generation of the
+     * batches the one-after-another phases draw (models x steps), and the
+     * encoder products x W_e^T of those steps, one model's at a time */
+    double t_gen;       /* seconds for models x steps batches */
+    double t_enc;       /* seconds for models x steps encoder products */
+    double enc_flops;   /* their FLOPs, 2 B d m each */
 } sp_bench_ens;
 
 /* Warm-up steps, then `steps` steps of each model in each phase. 0 or 1
