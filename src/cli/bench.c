@@ -1375,10 +1375,9 @@ static int write_markdown(const char *path, const bench_machine *mc, int procs, 
                "|\n",
             sr->xpeak[0], met(sr->xpeak[0] >= 0.6), lo, met(lo >= 2), mr->ratio,
             met(mr->ratio <= 1.5));
-    double at_peak = 0, at_free = 0;
-    if (ens && ens->models > 0)
+    if (ens && ens->models > 0) {
+        double at_peak, at_free;
         ens_bounds(ens, peak1, &at_peak, &at_free);
-    if (ens && ens->models > 0)
         fprintf(f, "| 17-model L1 sweep at ratio 1 as one ensemble, throughput / one after "
                    "another (auto) | %.2f x | >= 3 x | %s |\n"
                    "| the same, / one after another with dense GEMMs | %.2f x | | |\n"
@@ -1386,6 +1385,7 @@ static int write_markdown(const char *path, const bench_machine *mc, int procs, 
                    "GEMMs at the sgemm peak / free; see Ensembles) | %.2f x / %.2f x | | |\n",
                 ens->t_auto / ens->t_ensemble, met(ens->t_auto / ens->t_ensemble >= 3),
                 ens->t_dense / ens->t_ensemble, at_peak, at_free);
+    }
     fprintf(f, "\n");
     sp_run_cfg mcfg;
     mem_cfg(&mcfg);
